@@ -1,0 +1,126 @@
+//! The crate's single error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in shmkit-core.
+#[derive(Debug)]
+pub enum Error {
+    /// The OS refused; the `io::Error` keeps its raw errno (`raw_os_error()`).
+    Os {
+        /// What was being done, e.g. `"shm_open"`.
+        op: &'static str,
+        /// The segment's name, as users see it.
+        name: String,
+        /// The OS error, unchanged.
+        source: io::Error,
+    },
+    /// The name cannot name a segment on this OS (checked before any syscall).
+    InvalidName(String),
+    /// The size is not a positive integer that this platform can map.
+    InvalidSize(String),
+    /// Another argument is out of its range (e.g. a mode above 0o777).
+    InvalidArgument(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn os(op: &'static str, name: &str, source: io::Error) -> Self {
+        Error::Os { op, name: name.to_owned(), source }
+    }
+
+    /// A stable, POSIX-style code for the error: `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`, … for
+    /// OS errors (Windows errors are mapped to the same names), `ERR_SHM_*` for the rest.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Os { source, .. } => errno_name(source),
+            Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
+            Error::InvalidSize(_) => "ERR_SHM_INVALID_SIZE",
+            Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
+        }
+    }
+
+    /// The OS error's raw code, when there is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Os { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os { op, name, source } => {
+                write!(f, "{}: {op} '{name}' failed: {source}", errno_name(source))
+            }
+            Error::InvalidName(why) => write!(f, "invalid shared memory name: {why}"),
+            Error::InvalidSize(why) => write!(f, "invalid shared memory size: {why}"),
+            Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn errno_name(err: &io::Error) -> &'static str {
+    use rustix::io::Errno;
+    let Some(raw) = err.raw_os_error() else { return kind_name(err.kind()) };
+    match Errno::from_raw_os_error(raw) {
+        Errno::NOENT => "ENOENT",
+        Errno::EXIST => "EEXIST",
+        Errno::ACCESS => "EACCES",
+        Errno::PERM => "EPERM",
+        Errno::NOSPC => "ENOSPC",
+        Errno::NOMEM => "ENOMEM",
+        Errno::INVAL => "EINVAL",
+        Errno::NAMETOOLONG => "ENAMETOOLONG",
+        Errno::MFILE => "EMFILE",
+        Errno::NFILE => "ENFILE",
+        Errno::FBIG => "EFBIG",
+        Errno::INTR => "EINTR",
+        Errno::NODEV => "ENODEV",
+        Errno::ISDIR => "EISDIR",
+        Errno::LOOP => "ELOOP",
+        Errno::ROFS => "EROFS",
+        Errno::NOTSUP => "ENOTSUP",
+        _ => kind_name(err.kind()),
+    }
+}
+
+#[cfg(windows)]
+fn errno_name(err: &io::Error) -> &'static str {
+    // Win32 codes from winerror.h, named as the POSIX errno Node would use for them.
+    match err.raw_os_error() {
+        Some(2) | Some(3) => "ENOENT",         // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
+        Some(5) => "EACCES",                   // ERROR_ACCESS_DENIED
+        Some(8) | Some(14) => "ENOMEM",        // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
+        Some(80) | Some(183) => "EEXIST",      // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
+        Some(87) | Some(123) => "EINVAL",      // ERROR_INVALID_PARAMETER, ERROR_INVALID_NAME
+        Some(112) | Some(1455) => "ENOSPC",    // ERROR_DISK_FULL, ERROR_COMMITMENT_LIMIT
+        Some(206) => "ENAMETOOLONG",           // ERROR_FILENAME_EXCED_RANGE
+        _ => kind_name(err.kind()),
+    }
+}
+
+fn kind_name(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::NotFound => "ENOENT",
+        io::ErrorKind::AlreadyExists => "EEXIST",
+        io::ErrorKind::PermissionDenied => "EACCES",
+        io::ErrorKind::OutOfMemory => "ENOMEM",
+        io::ErrorKind::InvalidInput => "EINVAL",
+        _ => "EIO",
+    }
+}

@@ -1,0 +1,249 @@
+//! Named shared-memory segments: create, open, map, unlink.
+//!
+//! One segment is one mapping of one named OS object. Closing (dropping) a [`Segment`]
+//! unmaps it for this handle only; [`Segment::unlink`] removes the name for everyone and
+//! should be called once, by one process. On Windows there is nothing to unlink: a section
+//! lives while any process has it open.
+//!
+//! # Safety
+//! The mapping is shared with other processes, which may write any byte at any time. This
+//! crate therefore hands out raw pointers and copying accessors, never `&[u8]` that Rust
+//! would assume unchanging; callers that build slices over [`Segment::as_ptr`] must treat
+//! every byte as untrusted and possibly changing.
+#![allow(unsafe_code)]
+
+#[cfg_attr(unix, path = "unix.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+mod os;
+
+use std::io;
+
+use crate::{Error, Result, ShmName};
+
+/// What each OS backend provides. Both backends implement it, so neither can drift.
+pub(crate) trait SegmentImpl: Sized {
+    /// Creates the named object exclusively, sizes it and maps it.
+    fn create(name: &ShmName, len: usize, options: &SegmentOptions) -> io::Result<Self>;
+    /// Opens an existing object and maps all of it.
+    fn open(name: &ShmName) -> io::Result<Self>;
+    /// Removes the name.
+    fn unlink(name: &ShmName) -> io::Result<()>;
+    /// Start of the mapping.
+    fn as_ptr(&self) -> *mut u8;
+    /// Length of the mapping in bytes.
+    fn len(&self) -> usize;
+}
+
+/// How many random names to try before giving up on EEXIST.
+const RANDOM_NAME_ATTEMPTS: usize = 64;
+
+/// Builder for creating a segment; [`SegmentOptions::create`] ends it.
+#[derive(Clone, Debug)]
+pub struct SegmentOptions {
+    name: Option<ShmName>,
+    reserve: bool,
+    mode: u32,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions { name: None, reserve: true, mode: 0o600 }
+    }
+}
+
+impl SegmentOptions {
+    /// Random name, memory reserved at create, mode 0600.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates under this name instead of a random `psm_…` one.
+    pub fn name(&mut self, name: ShmName) -> &mut Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Whether to reserve the memory at create (Linux: `fallocate`), so that a full
+    /// `/dev/shm` is `ENOSPC` now rather than SIGBUS at first write. Default `true`;
+    /// `false` makes a sparse segment. Other OSes commit at create or fault lazily anyway.
+    pub fn reserve(&mut self, reserve: bool) -> &mut Self {
+        self.reserve = reserve;
+        self
+    }
+
+    /// Permission bits for the new object (POSIX only; default 0600). Widen them only to
+    /// share deliberately with other users; [`SegmentOptions::create`] refuses bits above 0o777.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    pub(crate) fn mode_bits(&self) -> u32 {
+        self.mode
+    }
+
+    pub(crate) fn reserves(&self) -> bool {
+        self.reserve
+    }
+
+    /// `shm_open(O_CREAT|O_EXCL|O_RDWR)` + `ftruncate` + `fallocate` + `mmap` (Unix),
+    /// `CreateFileMappingW` + `MapViewOfFile` (Windows)—creates and maps a segment.
+    ///
+    /// Without a name, random `psm_…` names are tried until one is free.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSize`] for a zero size or one larger than `isize::MAX`;
+    /// [`Error::InvalidArgument`] for a mode above 0o777; `EEXIST` when
+    /// the name is taken; `ENOSPC` when the memory cannot be reserved; any other OS error.
+    ///
+    /// # References
+    ///  - [POSIX `shm_open`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/shm_open.html)
+    ///  - [Linux `shm_open(3)`](https://man7.org/linux/man-pages/man3/shm_open.3.html)
+    ///  - [Windows `CreateFileMappingW`](https://learn.microsoft.com/en-us/windows/win32/api/memoryapi/nf-memoryapi-createfilemappingw)
+    #[doc(alias = "shm_open")]
+    #[doc(alias = "CreateFileMappingW")]
+    pub fn create(&self, size: usize) -> Result<Segment> {
+        if size == 0 || size > isize::MAX as usize {
+            return Err(Error::InvalidSize(format!(
+                "'size' must be a positive number different from zero, not larger than {}; got {size}",
+                isize::MAX
+            )));
+        }
+        if self.mode > 0o777 {
+            return Err(Error::InvalidArgument(format!("mode {:#o} is not a permission mask (0 to 0o777)", self.mode)));
+        }
+        if let Some(name) = &self.name {
+            return Segment::created(name.clone(), size, self);
+        }
+        let mut last = None;
+        for _ in 0..RANDOM_NAME_ATTEMPTS {
+            match Segment::created(ShmName::random(), size, self) {
+                Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                    last = Some(source)
+                }
+                other => return other,
+            }
+        }
+        let source = last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into());
+        Err(Error::os("shm_open", crate::name::NAME_PREFIX, source))
+    }
+}
+
+/// A mapped named shared-memory segment. Dropping it unmaps this handle's view; the
+/// segment itself lives until it is unlinked (and, on Windows, until every handle is closed).
+#[derive(Debug)]
+pub struct Segment {
+    name: ShmName,
+    inner: os::SegmentInner,
+}
+
+impl Segment {
+    /// Creates a segment with a random name and default options; see [`SegmentOptions::create`].
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::create`].
+    pub fn create(size: usize) -> Result<Segment> {
+        SegmentOptions::new().create(size)
+    }
+
+    fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
+        let inner = os::SegmentInner::create(&name, size, options)
+            .map_err(|e| Error::os("create", name.as_str(), e))?;
+        Ok(Segment { name, inner })
+    }
+
+    /// `shm_open(O_RDWR)` + `fstat` + `mmap` (Unix), `OpenFileMappingW` + `MapViewOfFile` +
+    /// `VirtualQuery` (Windows)—attaches to an existing segment by name. The size is the
+    /// OS's (exact on Linux, page-rounded on macOS and Windows).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] before any syscall; `ENOENT` when no such segment exists;
+    /// `EACCES` when its mode forbids us; `EINVAL` when it stays empty (its creator never
+    /// sized it).
+    ///
+    /// # References
+    ///  - [POSIX `shm_open`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/shm_open.html)
+    ///  - [Windows `OpenFileMappingW`](https://learn.microsoft.com/en-us/windows/win32/api/memoryapi/nf-memoryapi-openfilemappingw)
+    #[doc(alias = "shm_open")]
+    #[doc(alias = "OpenFileMappingW")]
+    pub fn open(name: &str) -> Result<Segment> {
+        let name = ShmName::new(name)?;
+        let inner = os::SegmentInner::open(&name).map_err(|e| Error::os("open", name.as_str(), e))?;
+        Ok(Segment { name, inner })
+    }
+
+    /// The name, as Python shows it: no leading slash.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Always false: segments are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// Start of the mapping; valid for [`Segment::len`] bytes while `self` lives.
+    /// See the module's `# Safety` section for what may happen to those bytes.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.inner.as_ptr()
+    }
+
+    /// Copies `dst.len()` bytes from `offset` out of the segment.
+    ///
+    /// # Panics
+    /// Never; returns `false` (and copies nothing) when the range is outside the segment.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
+        if !self.in_bounds(offset, dst.len()) {
+            return false;
+        }
+        // SAFETY: `offset + dst.len() <= self.len()` was checked above, the mapping lives
+        // while `self` does, and `dst` is a distinct Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
+    /// Copies `src` into the segment at `offset`.
+    ///
+    /// Returns `false` (and copies nothing) when the range is outside the segment.
+    pub fn write_at(&self, offset: usize, src: &[u8]) -> bool {
+        if !self.in_bounds(offset, src.len()) {
+            return false;
+        }
+        // SAFETY: `offset + src.len() <= self.len()` was checked above, the mapping is
+        // writable and lives while `self` does, and `src` is a distinct Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len()) };
+        true
+    }
+
+    fn in_bounds(&self, offset: usize, len: usize) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.len())
+    }
+
+    /// `shm_unlink` (Unix); nothing on Windows—removes the segment's name for everyone.
+    /// Mappings stay valid until they are closed.
+    ///
+    /// # Errors
+    /// `ENOENT` when the name is already gone.
+    #[doc(alias = "shm_unlink")]
+    pub fn unlink(&self) -> Result<()> {
+        unlink(self.name())
+    }
+}
+
+/// `shm_unlink` (Unix); nothing on Windows—removes a segment's name for everyone.
+///
+/// # Errors
+/// [`Error::InvalidName`] before any syscall; `ENOENT` when no such segment exists.
+///
+/// # References
+///  - [POSIX `shm_unlink`](https://pubs.opengroup.org/onlinepubs/9799919799/functions/shm_unlink.html)
+#[doc(alias = "shm_unlink")]
+pub fn unlink(name: &str) -> Result<()> {
+    let name = ShmName::new(name)?;
+    os::SegmentInner::unlink(&name).map_err(|e| Error::os("unlink", name.as_str(), e))
+}

@@ -1,0 +1,165 @@
+//! Segments on the real OS: /dev/shm on Linux, named sections on Windows.
+
+use shmkit_core::{unlink, Segment, SegmentOptions, ShmName};
+
+/// Unlinks its name however the test ends.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = unlink(&self.0);
+    }
+}
+
+fn unique(tag: &str) -> String {
+    format!("shmkit_t_{tag}_{}_{}", std::process::id(), ShmName::random().as_str())
+}
+
+#[test]
+fn create_then_open_share_bytes() {
+    let created = Segment::create(4096).unwrap();
+    let _cleanup = Cleanup(created.name().to_owned());
+    assert!(created.name().starts_with(shmkit_core::name::NAME_PREFIX));
+    let attached = Segment::open(created.name()).unwrap();
+    assert!(attached.len() >= 4096);
+    assert!(created.write_at(100, b"hello"));
+    let mut got = [0u8; 5];
+    assert!(attached.read_at(100, &mut got));
+    assert_eq!(&got, b"hello");
+}
+
+#[test]
+fn new_segments_are_zeroed() {
+    let seg = Segment::create(8192).unwrap();
+    let _cleanup = Cleanup(seg.name().to_owned());
+    let mut all = vec![1u8; seg.len()];
+    assert!(seg.read_at(0, &mut all));
+    assert!(all.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn out_of_bounds_copies_are_refused() {
+    let seg = Segment::create(16).unwrap();
+    let _cleanup = Cleanup(seg.name().to_owned());
+    let mut buf = [0u8; 8];
+    assert!(!seg.read_at(seg.len() - 4, &mut buf));
+    assert!(!seg.write_at(usize::MAX, &buf));
+    assert!(seg.read_at(seg.len() - 8, &mut buf));
+}
+
+#[test]
+fn named_create_and_exclusive() {
+    let name = unique("excl");
+    let seg = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(100).unwrap();
+    let _cleanup = Cleanup(name.clone());
+    assert_eq!(seg.name(), name);
+    let again = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(100).unwrap_err();
+    assert_eq!(again.code(), "EEXIST");
+}
+
+#[test]
+fn leading_slash_names_the_same_segment() {
+    let name = unique("slash");
+    let _seg = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(64).unwrap();
+    let _cleanup = Cleanup(name.clone());
+    let other = Segment::open(&format!("/{name}")).unwrap();
+    assert_eq!(other.name(), name);
+}
+
+#[test]
+fn open_missing_is_enoent() {
+    let err = Segment::open(&unique("missing")).unwrap_err();
+    assert_eq!(err.code(), "ENOENT");
+    #[cfg(unix)]
+    assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::NOENT.raw_os_error()));
+}
+
+#[test]
+fn invalid_sizes_and_names_are_refused_before_any_syscall() {
+    assert_eq!(Segment::create(0).unwrap_err().code(), "ERR_SHM_INVALID_SIZE");
+    assert_eq!(Segment::create(usize::MAX).unwrap_err().code(), "ERR_SHM_INVALID_SIZE");
+    assert_eq!(Segment::open("a/b").unwrap_err().code(), "ERR_SHM_INVALID_NAME");
+    assert_eq!(unlink("").unwrap_err().code(), "ERR_SHM_INVALID_NAME");
+    let err = SegmentOptions::new().mode(0o1000).create(10).unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE");
+}
+
+#[cfg(unix)]
+#[test]
+fn unlink_twice_is_enoent_and_mapping_survives() {
+    let seg = Segment::create(64).unwrap();
+    assert!(seg.write_at(0, b"still here"));
+    seg.unlink().unwrap();
+    assert_eq!(seg.unlink().unwrap_err().code(), "ENOENT");
+    assert_eq!(Segment::open(seg.name()).unwrap_err().code(), "ENOENT");
+    let mut got = [0u8; 10];
+    assert!(seg.read_at(0, &mut got));
+    assert_eq!(&got, b"still here");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn created_with_mode_0600_and_exact_size() {
+    use std::os::unix::fs::PermissionsExt;
+    let seg = Segment::create(1000).unwrap();
+    let _cleanup = Cleanup(seg.name().to_owned());
+    let meta = std::fs::metadata(format!("/dev/shm/{}", seg.name())).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 1000);
+    assert_eq!(seg.len(), 1000);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn mode_option_widens_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let seg = SegmentOptions::new().mode(0o640).create(10).unwrap();
+    let _cleanup = Cleanup(seg.name().to_owned());
+    let meta = std::fs::metadata(format!("/dev/shm/{}", seg.name())).unwrap();
+    // The umask may clear bits; it never adds any.
+    assert_eq!(meta.permissions().mode() & 0o137, 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn reserve_allocates_pages_and_sparse_does_not() {
+    use std::os::unix::fs::MetadataExt;
+    let size = 4 << 20;
+    let reserved = Segment::create(size).unwrap();
+    let _c1 = Cleanup(reserved.name().to_owned());
+    let sparse = SegmentOptions::new().reserve(false).create(size).unwrap();
+    let _c2 = Cleanup(sparse.name().to_owned());
+    let blocks = |name: &str| std::fs::metadata(format!("/dev/shm/{name}")).unwrap().blocks() * 512;
+    assert!(blocks(reserved.name()) >= size as u64);
+    assert_eq!(blocks(sparse.name()), 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn empty_object_is_refused_after_a_grace_period() {
+    use rustix::fs::Mode;
+    use rustix::shm;
+    let name = unique("empty");
+    let _fd = shm::open(format!("/{name}"), shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, Mode::from_raw_mode(0o600)).unwrap();
+    let _cleanup = Cleanup(name.clone());
+    let err = Segment::open(&name).unwrap_err();
+    assert_eq!(err.code(), "EINVAL");
+    assert!(err.to_string().contains("size 0"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn open_waits_for_a_creator_that_is_still_sizing() {
+    use rustix::fs::Mode;
+    use rustix::shm;
+    let name = unique("sizing");
+    let fd = shm::open(format!("/{name}"), shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, Mode::from_raw_mode(0o600)).unwrap();
+    let _cleanup = Cleanup(name.clone());
+    let sizer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+    });
+    let seg = Segment::open(&name).unwrap();
+    assert_eq!(seg.len(), 4096);
+    sizer.join().unwrap();
+}
