@@ -1,1 +1,20 @@
 #![deny(clippy::all)]
+#![deny(unsafe_op_in_unsafe_fn)]
+//! Node binding of shmkit-core: JS <-> core conversions only.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+mod error;
+mod shared_memory;
+mod view;
+
+pub use shared_memory::SharedMemory;
+
+/// Adds what napi-rs cannot declare in Rust (Symbol.dispose, util.inspect.custom) to the
+/// exported classes of each environment that loads the addon.
+#[napi(module_exports)]
+pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
+    let install: Function<Object, ()> = env.run_script(include_str!("manners.js"))?;
+    install.call(exports)
+}

@@ -1,0 +1,99 @@
+import { execFileSync, fork, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
+
+let counter = 0
+/** A name no other test (or test run) uses: prefix, pid, counter, random. */
+export function uniqueName(tag = 't'): string {
+  counter += 1
+  return `shmkit_${tag}_${process.pid}_${counter}_${Math.random().toString(16).slice(2, 8)}`
+}
+
+/** Whether /dev/shm has an entry for this segment name (Linux). */
+export function existsInDevShm(name: string): boolean {
+  return existsSync(join('/dev/shm', name))
+}
+
+export function devShmMode(name: string): number {
+  return statSync(join('/dev/shm', name)).mode & 0o777
+}
+
+/** Runs a fixture in a forked Node child; resolves with its exit code, signal and messages. */
+export function runChild(
+  script: string,
+  args: string[] = [],
+  options: { execArgv?: string[] } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; messages: unknown[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(FIXTURES, script), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: options.execArgv ?? [] })
+    const messages: unknown[] = []
+    let stderr = ''
+    child.stderr!.on('data', (d) => (stderr += d))
+    child.stdout!.resume()
+    child.on('message', (m) => messages.push(m))
+    child.on('error', reject)
+    child.on('exit', (code, signal) => resolve({ code, signal, messages, stderr }))
+  })
+}
+
+export interface Python {
+  exe: string
+  env: NodeJS.ProcessEnv
+  version: [number, number]
+  label: string
+}
+
+/** Every CPython >= 3.9 on the machine: pyenv's versions and python3 on PATH, one per version. */
+export function pythons(): Python[] {
+  const candidates: string[] = []
+  const pyenvRoot = process.env.PYENV_ROOT ?? join(homedir(), '.pyenv')
+  const versionsDir = join(pyenvRoot, 'versions')
+  if (existsSync(versionsDir)) {
+    for (const v of readdirSync(versionsDir)) {
+      const exe = join(versionsDir, v, 'bin', 'python3')
+      if (existsSync(exe)) candidates.push(exe)
+    }
+  }
+  candidates.push('python3')
+  const seen = new Map<string, Python>()
+  for (const exe of candidates) {
+    const probe = spawnSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' })
+    if (probe.status !== 0) continue
+    const [major, minor] = probe.stdout.trim().split('.').map(Number)
+    if (major !== 3 || minor < 9) continue
+    const label = `${major}.${minor}`
+    if (!seen.has(label)) seen.set(label, { exe, env: pythonEnv(), version: [major, minor], label })
+  }
+  return [...seen.values()].sort((a, b) => a.version[1] - b.version[1])
+}
+
+function pythonEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.PYENV_VERSION
+  return env
+}
+
+/** Runs Python code with argv; throws with its stderr when it fails. */
+export function runPython(py: Python, code: string, args: string[] = []): string {
+  return execFileSync(py.exe, ['-c', code, ...args], { encoding: 'utf8', env: py.env, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/**
+ * Python code that attaches to a segment made elsewhere without handing it to Python's
+ * resource tracker, which would unlink it when Python exits (gh-82300): `track=False` on
+ * 3.13+, `resource_tracker.unregister` before that.
+ */
+export const PY_ATTACH = `
+import sys
+from multiprocessing import shared_memory, resource_tracker
+def attach(name):
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    shm = shared_memory.SharedMemory(name=name)
+    resource_tracker.unregister(shm._name, "shared_memory")
+    return shm
+`

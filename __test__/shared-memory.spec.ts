@@ -1,0 +1,218 @@
+import { spawnSync } from 'node:child_process'
+import { inspect } from 'node:util'
+
+import test from 'ava'
+
+import { SharedMemory } from '../index.js'
+import { devShmMode, existsInDevShm, runChild, uniqueName } from './helpers.js'
+
+const onLinux = process.platform === 'linux'
+
+test('create gives a psm_ name, the exact size and zeroed memory', (t) => {
+  const shm = SharedMemory.create(1000)
+  t.teardown(() => shm.unlink())
+  t.regex(shm.name, process.platform === 'win32' ? /^wnsm_[0-9a-f]{16}$/ : /^psm_[0-9a-f]{16}$/)
+  t.true(shm.size >= 1000)
+  if (onLinux) t.is(shm.size, 1000)
+  t.is(shm.buf.length, shm.size)
+  t.true(shm.buf.every((b) => b === 0))
+  t.false(shm.closed)
+  t.true(shm.track)
+  shm.close()
+})
+
+test('two handles on one name see each other’s writes', (t) => {
+  const name = uniqueName('two')
+  const a = new SharedMemory({ name, create: true, size: 4096 })
+  t.teardown(() => a.unlink())
+  const b = new SharedMemory({ name })
+  t.is(b.name, name)
+  t.false(b.track, 'attaching never tracks')
+  a.buf.write('hello from a', 0)
+  t.is(b.buf.toString('utf8', 0, 12), 'hello from a')
+  new Float64Array(b.buffer)[10] = Math.PI
+  t.is(new Float64Array(a.buffer)[10], Math.PI)
+  a.close()
+  b.close()
+})
+
+test('buf and buffer are zero-copy and the same objects on every access', (t) => {
+  const shm = SharedMemory.create(64)
+  t.teardown(() => shm.unlink())
+  t.is(shm.buf, shm.buf)
+  t.is(shm.buffer, shm.buffer)
+  t.is(shm.buf.buffer, shm.buffer)
+  t.true(Buffer.isBuffer(shm.buf))
+  t.true(shm.buffer instanceof ArrayBuffer)
+  shm.buf[3] = 7
+  t.is(new Uint8Array(shm.buffer)[3], 7)
+  shm.close()
+})
+
+test('a leading slash names the same segment; name is shown without it', (t) => {
+  const name = uniqueName('slash')
+  const a = SharedMemory.create(16, { name })
+  t.teardown(() => a.unlink())
+  const b = SharedMemory.open(`/${name}`)
+  t.is(b.name, name)
+  a.close()
+  b.close()
+})
+
+test('toJSON and JSON.stringify give name and size', (t) => {
+  const shm = SharedMemory.create(100)
+  t.teardown(() => shm.unlink())
+  t.deepEqual(shm.toJSON(), { name: shm.name, size: shm.size })
+  t.deepEqual(JSON.parse(JSON.stringify(shm)), { name: shm.name, size: shm.size })
+  shm.close()
+})
+
+test('console.log shows what Python’s repr shows', (t) => {
+  const shm = SharedMemory.create(1024)
+  t.teardown(() => shm.unlink())
+  t.is(inspect(shm), `SharedMemory(name='${shm.name}', size=1024)`)
+  shm.close()
+})
+
+test('close detaches every view, twice is a no-op, buf after close throws ERR_SHM_CLOSED', (t) => {
+  const shm = SharedMemory.create(4096)
+  t.teardown(() => shm.unlink())
+  const buf = shm.buf
+  const floats = new Float64Array(shm.buffer)
+  const view = new DataView(shm.buffer)
+  buf[0] = 1
+  shm.close()
+  t.true(shm.closed)
+  t.is(buf.length, 0)
+  t.is(floats.length, 0)
+  t.is(floats[0], undefined)
+  t.throws(() => view.getUint8(0), { instanceOf: TypeError })
+  t.notThrows(() => shm.close())
+  t.throws(() => shm.buf, { code: 'ERR_SHM_CLOSED', message: new RegExp(shm.name) })
+  t.throws(() => shm.buffer, { code: 'ERR_SHM_CLOSED' })
+})
+
+test('using closes the segment at the end of the block', (t) => {
+  let kept: SharedMemory
+  let buf: Buffer
+  {
+    using shm = SharedMemory.create(64)
+    kept = shm
+    buf = shm.buf
+    shm.unlink()
+  }
+  t.true(kept.closed)
+  t.is(buf.length, 0)
+})
+
+test('unlink works after close and removes the name; a second unlink is ENOENT', (t) => {
+  const shm = SharedMemory.create(64)
+  const name = shm.name
+  shm.close()
+  shm.unlink()
+  t.throws(() => SharedMemory.open(name), { code: 'ENOENT' })
+  t.throws(() => shm.unlink(), { code: 'ENOENT' })
+})
+
+test('a segment unlinked while mapped stays usable through existing handles', (t) => {
+  const a = SharedMemory.create(64)
+  const b = SharedMemory.open(a.name)
+  a.unlink()
+  a.buf[1] = 99
+  t.is(b.buf[1], 99)
+  t.throws(() => SharedMemory.open(a.name), { code: 'ENOENT' })
+  a.close()
+  b.close()
+})
+
+test('views kept after the handle is garbage collected stay valid', (t) => {
+  const name = uniqueName('gc')
+  let buf: Buffer
+  {
+    const shm = SharedMemory.create(32, { name })
+    buf = shm.buf
+  }
+  // The handle is unreachable now; the Buffer alone keeps the mapping.
+  buf[31] = 5
+  t.is(buf[31], 5)
+  t.is(buf.length, 32)
+  SharedMemory.open(name).unlink()
+})
+
+const badCalls: Array<[string, () => unknown, string]> = [
+  ['create(0)', () => SharedMemory.create(0), 'ERR_SHM_INVALID_SIZE'],
+  ['create(-1)', () => SharedMemory.create(-1), 'ERR_SHM_INVALID_SIZE'],
+  ['create(1.5)', () => SharedMemory.create(1.5), 'ERR_SHM_INVALID_SIZE'],
+  ['create(NaN)', () => SharedMemory.create(Number.NaN), 'ERR_SHM_INVALID_SIZE'],
+  ['create(Infinity)', () => SharedMemory.create(Number.POSITIVE_INFINITY), 'ERR_SHM_INVALID_SIZE'],
+  ['create(2**53)', () => SharedMemory.create(2 ** 53), 'ERR_SHM_INVALID_SIZE'],
+  ['new SharedMemory({create: true}) without size', () => new SharedMemory({ create: true }), 'ERR_SHM_INVALID_SIZE'],
+  ['new SharedMemory() without name', () => new SharedMemory(), 'ERR_SHM_INVALID_NAME'],
+  ['open("")', () => SharedMemory.open(''), 'ERR_SHM_INVALID_NAME'],
+  ['open("/")', () => SharedMemory.open('/'), 'ERR_SHM_INVALID_NAME'],
+  ['open("a/b")', () => SharedMemory.open('a/b'), 'ERR_SHM_INVALID_NAME'],
+  ['open("..")', () => SharedMemory.open('..'), 'ERR_SHM_INVALID_NAME'],
+  ['open("a\\0b")', () => SharedMemory.open('a\0b'), 'ERR_SHM_INVALID_NAME'],
+  ['open(10 MB name)', () => SharedMemory.open('x'.repeat(10_000_000)), 'ERR_SHM_INVALID_NAME'],
+  ['create with a name containing /', () => SharedMemory.create(10, { name: 'shmkit_x/y' }), 'ERR_SHM_INVALID_NAME'],
+  ['create with a too-long name', () => SharedMemory.create(10, { name: 'x'.repeat(300) }), 'ERR_SHM_INVALID_NAME'],
+  ['create with mode 0o1000', () => SharedMemory.create(10, { name: uniqueName('mode'), mode: 0o1000 }), 'ERR_INVALID_ARG_VALUE'],
+  ['open of a missing name', () => SharedMemory.open(uniqueName('missing')), 'ENOENT'],
+]
+
+for (const [what, call, code] of badCalls) {
+  test(`bad input: ${what} throws ${code} and creates nothing`, (t) => {
+    const before = onLinux ? new Set(spawnSync('ls', ['/dev/shm'], { encoding: 'utf8' }).stdout.split('\n')) : null
+    const err = t.throws(call, { code })
+    t.true(err instanceof Error)
+    t.true(err!.message.length > 0 && err!.message.length < 400, err!.message)
+    if (before) {
+      const after = spawnSync('ls', ['/dev/shm'], { encoding: 'utf8' }).stdout.split('\n')
+      t.deepEqual(after.filter((n) => !before.has(n)), [])
+    }
+  })
+}
+
+test('create with a taken name throws EEXIST and leaves the original intact', (t) => {
+  const name = uniqueName('exists')
+  const shm = SharedMemory.create(64, { name })
+  t.teardown(() => shm.unlink())
+  shm.buf[0] = 42
+  t.throws(() => SharedMemory.create(64, { name }), { code: 'EEXIST', message: new RegExp(name) })
+  t.throws(() => new SharedMemory({ name, create: true, size: 8 }), { code: 'EEXIST' })
+  t.is(SharedMemory.open(name).buf[0], 42)
+  shm.close()
+})
+
+test('a created segment is mode 0600 in /dev/shm', (t) => {
+  if (!onLinux) return t.pass('no /dev/shm on this OS')
+  const shm = SharedMemory.create(64)
+  t.teardown(() => shm.unlink())
+  t.is(devShmMode(shm.name), 0o600)
+  t.true(existsInDevShm(shm.name))
+  shm.close()
+})
+
+test('use after close in a child process never crashes it', async (t) => {
+  const { code, signal, stderr, messages } = await runChild('use-after-close.cjs')
+  t.is(signal, null, stderr)
+  t.is(code, 0, stderr)
+  t.deepEqual(messages, [
+    { lengths: [0, 0, 0], reads: [null, null, null], writes: [null, null, 'TypeError', null, 'TypeError'] },
+  ])
+})
+
+test('a full /dev/shm is ENOSPC at create, not SIGBUS at first write', (t) => {
+  if (!onLinux) return t.pass('Linux only')
+  const probe = spawnSync('unshare', ['-m', 'true'])
+  if (probe.status !== 0) {
+    t.log('unshare -m is not permitted here; skipping the ENOSPC test')
+    return t.pass()
+  }
+  const fixture = new URL('./fixtures/enospc.cjs', import.meta.url).pathname
+  const script = `mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "${process.execPath}" "${fixture}"`
+  const run = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8' })
+  t.is(run.signal, null, run.stderr)
+  t.is(run.status, 0, run.stderr)
+  t.deepEqual(JSON.parse(run.stdout), { code: 'ENOSPC', leftBehind: [], sparseCreated: true })
+})

@@ -1,0 +1,47 @@
+//! The one place where errors become JS errors with a stable `code`.
+
+use napi::bindgen_prelude::*;
+
+/// A JS error code (`err.code`): a POSIX errno name or one of the `ERR_SHM_*` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Code(pub &'static str);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+pub const CLOSED: Code = Code("ERR_SHM_CLOSED");
+pub const INVALID_NAME: Code = Code("ERR_SHM_INVALID_NAME");
+pub const INVALID_SIZE: Code = Code("ERR_SHM_INVALID_SIZE");
+pub const NO_EXTERNAL_BUFFERS: Code = Code("ERR_SHM_NO_EXTERNAL_BUFFERS");
+pub const INVALID_ARG_TYPE: Code = Code("ERR_INVALID_ARG_TYPE");
+/// napi-rs skips re-throwing an error with this status when one is already pending, which
+/// is how a RangeError thrown by hand travels out of a `#[napi]` function.
+pub const PENDING: Code = Code("PendingException");
+
+pub fn error(code: Code, message: impl Into<String>) -> Error<Code> {
+    Error::new(code, message.into())
+}
+
+pub fn from_core(err: shmkit_core::Error) -> Error<Code> {
+    Error::new(Code(err.code()), err.to_string())
+}
+
+/// Throws a `RangeError` with `code` and returns the error that tells napi-rs it is pending.
+pub fn range_error(env: &Env, code: Code, message: impl Into<String>) -> Error<Code> {
+    let raw = env.raw();
+    // SAFETY: `raw` is the live env of the current call.
+    unsafe { JsRangeError::from(Error::new(code, message.into())).throw_into(raw) };
+    Error::new(PENDING, String::new())
+}
+
+/// Maps a failed raw Node-API call to an error (the raw status number is in the message).
+pub fn check(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
+    if status == napi::sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(error(Code("ERR_SHM_NAPI"), format!("{what} failed with Node-API status {status}")))
+    }
+}

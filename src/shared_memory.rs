@@ -1,0 +1,224 @@
+//! `SharedMemory`: a named segment with a zero-copy `buf`, as in CPython.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use shmkit_core::{Segment, SegmentOptions, ShmName};
+
+use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
+use crate::view::View;
+
+/// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
+#[napi(object)]
+pub struct SharedMemoryOptions {
+    /// The segment's name; random (`psm_…`) when creating without one.
+    pub name: Option<String>,
+    /// Create a new segment (`true`) or attach to an existing one (default `false`).
+    pub create: Option<bool>,
+    /// Size in bytes when creating; ignored when attaching, as in CPython.
+    pub size: Option<f64>,
+    /// Unlink the segment if this process ends without unlinking it (default `true` for
+    /// segments this process creates; attaching never tracks).
+    pub track: Option<bool>,
+    /// Reserve the memory at create, so a full /dev/shm fails now with `ENOSPC` instead of
+    /// killing the process with SIGBUS at the first write (Linux; default `true`).
+    pub reserve: Option<bool>,
+    /// Permission bits of a new segment (POSIX; default `0o600`, owner only).
+    pub mode: Option<u32>,
+}
+
+/// Options of `SharedMemory.create(size, ...)`.
+#[napi(object)]
+pub struct CreateOptions {
+    /// The segment's name; random (`psm_…`) when absent.
+    pub name: Option<String>,
+    /// Unlink the segment if this process ends without unlinking it (default `true`).
+    pub track: Option<bool>,
+    /// Reserve the memory now (Linux `fallocate`; default `true`). `false` makes it sparse.
+    pub reserve: Option<bool>,
+    /// Permission bits (POSIX; default `0o600`).
+    pub mode: Option<u32>,
+}
+
+/// What `JSON.stringify(shm)` gives: enough to attach from another process.
+#[napi(object)]
+pub struct SharedMemoryJson {
+    /// The segment's name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: f64,
+}
+
+/// A named shared-memory segment, mapped into this process.
+///
+/// Create one with `SharedMemory.create(size)` or attach with `SharedMemory.open(name)`;
+/// any process (Node, Python, Rust) can attach by `name`. `close()` unmaps this handle;
+/// `unlink()` removes the name for everyone and should be called once, by one process.
+#[napi(custom_finalize)]
+pub struct SharedMemory {
+    name: String,
+    size: usize,
+    track: bool,
+    segment: Option<Arc<Segment>>,
+    view: Option<View>,
+}
+
+#[napi]
+impl SharedMemory {
+    /// Creates (`create: true`) or attaches to a segment, like CPython's
+    /// `SharedMemory(name=None, create=False, size=0)`.
+    #[napi(constructor)]
+    pub fn new(options: Option<SharedMemoryOptions>) -> Result<Self, Code> {
+        let options = options.unwrap_or(SharedMemoryOptions {
+            name: None,
+            create: None,
+            size: None,
+            track: None,
+            reserve: None,
+            mode: None,
+        });
+        if options.create.unwrap_or(false) {
+            let size = options.size.ok_or_else(|| {
+                error(INVALID_SIZE, "'size' must be a positive number different from zero")
+            })?;
+            let create = CreateOptions { name: options.name, track: options.track, reserve: options.reserve, mode: options.mode };
+            return Self::create(size, Some(create));
+        }
+        match options.name {
+            Some(name) => Self::open(name),
+            None => Err(error(INVALID_NAME, "'name' can only be undefined if create is true")),
+        }
+    }
+
+    /// Creates a new segment of `size` bytes, zero-filled, with mode 0600.
+    #[napi(factory)]
+    pub fn create(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
+        let size = checked_size(size)?;
+        let options = options.unwrap_or(CreateOptions { name: None, track: None, reserve: None, mode: None });
+        let mut builder = SegmentOptions::new();
+        if let Some(name) = &options.name {
+            builder.name(ShmName::new(name).map_err(from_core)?);
+        }
+        builder.reserve(options.reserve.unwrap_or(true));
+        if let Some(mode) = options.mode {
+            builder.mode(mode);
+        }
+        let segment = builder.create(size).map_err(from_core)?;
+        Ok(Self::wrap(segment, options.track.unwrap_or(true)))
+    }
+
+    /// Attaches to an existing segment by name; its size is the OS's.
+    #[napi(factory)]
+    pub fn open(name: String) -> Result<Self, Code> {
+        let segment = Segment::open(&name).map_err(from_core)?;
+        Ok(Self::wrap(segment, false))
+    }
+
+    fn wrap(segment: Segment, track: bool) -> Self {
+        SharedMemory {
+            name: segment.name().to_owned(),
+            size: segment.len(),
+            track,
+            segment: Some(Arc::new(segment)),
+            view: None,
+        }
+    }
+
+    /// The segment's name as Python shows it (`psm_1a2b…`, no leading slash).
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Size in bytes (exact on Linux, page-rounded on macOS and Windows attaches).
+    #[napi(getter)]
+    pub fn size(&self) -> f64 {
+        self.size as f64
+    }
+
+    /// Whether this handle is tracked: unlinked if the process ends without `unlink()`.
+    #[napi(getter)]
+    pub fn track(&self) -> bool {
+        self.track
+    }
+
+    /// Whether `close()` has been called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.segment.is_none()
+    }
+
+    /// A zero-copy Buffer over the whole segment (the same object on every access).
+    /// After `close()` it reads as length 0; accessing `buf` then throws `ERR_SHM_CLOSED`.
+    #[napi(getter, ts_return_type = "Buffer")]
+    pub fn buf<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        self.view(env)?.buffer(env)
+    }
+
+    /// The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`).
+    #[napi(getter, ts_return_type = "ArrayBuffer")]
+    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        self.view(env)?.array_buffer(env)
+    }
+
+    fn view(&mut self, env: &Env) -> Result<&View, Code> {
+        let Some(segment) = &self.segment else {
+            return Err(error(CLOSED, format!("SharedMemory '{}' is closed", self.name)));
+        };
+        if self.view.is_none() {
+            self.view = Some(View::new(env, segment)?);
+        }
+        Ok(self.view.as_ref().expect("view was just set"))
+    }
+
+    /// Unmaps this handle: every Buffer, ArrayBuffer and typed array over it becomes
+    /// detached (length 0). Other handles and processes are unaffected. Calling it twice is
+    /// harmless.
+    #[napi]
+    pub fn close(&mut self, env: &Env) -> Result<(), Code> {
+        let detached = match self.view.take() {
+            Some(view) => view.detach(env),
+            None => Ok(()),
+        };
+        self.segment = None;
+        detached
+    }
+
+    /// Removes the segment's name, so no new process can attach; existing mappings stay
+    /// valid until closed. Call it once, from one process; a second call throws `ENOENT`.
+    /// Works before or after `close()`. Does nothing on Windows, where a segment lives while
+    /// any handle is open.
+    #[napi]
+    pub fn unlink(&mut self) -> Result<(), Code> {
+        shmkit_core::unlink(&self.name).map_err(from_core)
+    }
+
+    /// `{ name, size }`, so `JSON.stringify` passes a segment to another process.
+    #[napi(js_name = "toJSON")]
+    pub fn to_json(&self) -> SharedMemoryJson {
+        SharedMemoryJson { name: self.name.clone(), size: self.size as f64 }
+    }
+}
+
+impl ObjectFinalize for SharedMemory {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
+        // Views the user still holds keep the mapping through their own reference.
+        if let Some(view) = self.view.take() {
+            view.release(&env);
+        }
+        Ok(())
+    }
+}
+
+/// A size must be a positive safe integer (JS numbers above 2^53 are not exact).
+fn checked_size(size: f64) -> Result<usize, Code> {
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+    if !(size.is_finite() && size.fract() == 0.0 && size > 0.0 && size <= MAX_SAFE_INTEGER) {
+        return Err(error(
+            INVALID_SIZE,
+            format!("'size' must be a positive safe integer number of bytes, got {size}"),
+        ));
+    }
+    usize::try_from(size as u64).map_err(|_| error(Code("ERR_SHM_INVALID_SIZE"), format!("size {size} does not fit this platform")))
+}

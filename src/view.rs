@@ -1,0 +1,112 @@
+//! The one zero-copy view of a mapping in a JS environment: an external Buffer (and the
+//! ArrayBuffer under it) whose finalizer holds a reference on the mapping.
+//!
+//! Lifetime rules (design.md, safety rule 3):
+//! - the mapping is unmapped only when the `SharedMemory` handle *and* every view over it are
+//!   gone, because the view's finalizer owns an `Arc` of the segment;
+//! - `close()` detaches the ArrayBuffer first, so views the user kept read as length 0 and
+//!   never touch memory that is about to be unmapped.
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use shmkit_core::Segment;
+
+use crate::error::{check, error, Code, NO_EXTERNAL_BUFFERS};
+
+/// A strong reference to the Buffer over a mapping, valid in the env that made it.
+pub struct View {
+    buffer: sys::napi_ref,
+}
+
+impl View {
+    /// Creates the external Buffer over the whole mapping.
+    pub fn new(env: &Env, segment: &Arc<Segment>) -> Result<Self, Code> {
+        let raw_env = env.raw();
+        let hint = Box::into_raw(Box::new(Arc::clone(segment)));
+        let mut buffer = ptr::null_mut();
+        // SAFETY: the data pointer is valid for `len` bytes for as long as the Arc in `hint`
+        // lives, and `release_segment` drops that Arc exactly once, when V8 frees the buffer.
+        let status = unsafe {
+            sys::napi_create_external_buffer(
+                raw_env,
+                segment.len(),
+                segment.as_ptr().cast::<c_void>(),
+                Some(release_segment),
+                hint.cast::<c_void>(),
+                &mut buffer,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the buffer was not made, so the finalizer will never run: `hint` is still ours.
+            drop(unsafe { Box::from_raw(hint) });
+            if status == sys::Status::napi_no_external_buffers_allowed {
+                return Err(error(
+                    NO_EXTERNAL_BUFFERS,
+                    "this runtime forbids external buffers (e.g. Electron's V8 memory cage); shmkit will not copy a shared segment",
+                ));
+            }
+            return check(status, "napi_create_external_buffer").map(|()| unreachable!());
+        }
+        let mut reference = ptr::null_mut();
+        // SAFETY: `buffer` is a live value of this env.
+        check(unsafe { sys::napi_create_reference(raw_env, buffer, 1, &mut reference) }, "napi_create_reference")?;
+        Ok(View { buffer: reference })
+    }
+
+    /// The Buffer (same object every time).
+    pub fn buffer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        let mut value = ptr::null_mut();
+        // SAFETY: `self.buffer` is a strong reference made in this env.
+        check(unsafe { sys::napi_get_reference_value(env.raw(), self.buffer, &mut value) }, "napi_get_reference_value")?;
+        // SAFETY: `value` was just produced by this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    }
+
+    /// The ArrayBuffer under the Buffer (same object every time).
+    pub fn array_buffer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        let buffer = self.buffer(env)?;
+        let array_buffer = array_buffer_of(env, buffer.raw())?;
+        // SAFETY: `array_buffer` was just produced by this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), array_buffer) })
+    }
+
+    /// Detaches the ArrayBuffer (every view reads as length 0 from now on) and drops the reference.
+    pub fn detach(self, env: &Env) -> Result<(), Code> {
+        let buffer = self.buffer(env)?;
+        let array_buffer = array_buffer_of(env, buffer.raw())?;
+        // SAFETY: `array_buffer` is a live ArrayBuffer of this env; external ones are detachable.
+        let detached = check(unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) }, "napi_detach_arraybuffer");
+        self.release(env);
+        detached
+    }
+
+    /// Drops the reference without detaching: views the user still holds keep the mapping.
+    pub fn release(self, env: &Env) {
+        // SAFETY: the reference was made in this env and is deleted only here (`self` is consumed).
+        unsafe { sys::napi_delete_reference(env.raw(), self.buffer) };
+    }
+}
+
+fn array_buffer_of(env: &Env, typed_array: sys::napi_value) -> Result<sys::napi_value, Code> {
+    let mut kind = 0;
+    let mut length = 0;
+    let mut data = ptr::null_mut();
+    let mut array_buffer = ptr::null_mut();
+    let mut offset = 0;
+    // SAFETY: `typed_array` is a live Buffer (a Uint8Array) of this env; all out-pointers are valid.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(env.raw(), typed_array, &mut kind, &mut length, &mut data, &mut array_buffer, &mut offset)
+    };
+    check(status, "napi_get_typedarray_info")?;
+    Ok(array_buffer)
+}
+
+unsafe extern "C" fn release_segment(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Arc<Segment>> leaked in `View::new`; Node calls this once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Segment>>()) });
+}
