@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 
 import test from 'ava'
@@ -215,4 +216,18 @@ test('a full /dev/shm is ENOSPC at create, not SIGBUS at first write', (t) => {
   t.is(run.signal, null, run.stderr)
   t.is(run.status, 0, run.stderr)
   t.deepEqual(JSON.parse(run.stdout), { code: 'ENOSPC', leftBehind: [], sparseCreated: true })
+})
+
+test('close unmaps at once, even in a loop that never yields to finalizers', (t) => {
+  if (!onLinux) return t.pass('reads /proc/self/maps')
+  const mappedSegments = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/dev/shm/psm_')).length
+  const before = mappedSegments()
+  for (let i = 0; i < 200; i++) {
+    const shm = SharedMemory.create(4096)
+    shm.buf[0] = i
+    new Float64Array(shm.buffer)[1] = i
+    shm.close()
+    shm.unlink()
+  }
+  t.is(mappedSegments(), before)
 })

@@ -181,6 +181,7 @@ impl SharedMemory {
             Some(view) => view.detach(env),
             None => Ok(()),
         };
+        // Unmaps now unless a view could not be detached: then that view keeps the mapping.
         self.segment = None;
         detached
     }

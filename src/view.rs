@@ -2,15 +2,16 @@
 //! ArrayBuffer under it) whose finalizer holds a reference on the mapping.
 //!
 //! Lifetime rules (design.md, safety rule 3):
-//! - the mapping is unmapped only when the `SharedMemory` handle *and* every view over it are
-//!   gone, because the view's finalizer owns an `Arc` of the segment;
-//! - `close()` detaches the ArrayBuffer first, so views the user kept read as length 0 and
-//!   never touch memory that is about to be unmapped.
+//! - while the view is attached, its finalizer's [`Share`] holds the mapping, so a Buffer the
+//!   user keeps after the `SharedMemory` handle is garbage collected stays valid;
+//! - `close()` detaches the ArrayBuffer (every view now reads as length 0), then takes the
+//!   mapping out of the share at once: Node runs finalizers later (after the current JS task),
+//!   and a loop of create/close must not pile up mappings until it yields.
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -18,16 +19,21 @@ use shmkit_core::Segment;
 
 use crate::error::{check, error, Code, NO_EXTERNAL_BUFFERS};
 
+/// The view's hold on the mapping; emptied by `close()` once the view is detached.
+type Share = Mutex<Option<Arc<Segment>>>;
+
 /// A strong reference to the Buffer over a mapping, valid in the env that made it.
 pub struct View {
     buffer: sys::napi_ref,
+    share: Arc<Share>,
 }
 
 impl View {
     /// Creates the external Buffer over the whole mapping.
     pub fn new(env: &Env, segment: &Arc<Segment>) -> Result<Self, Code> {
         let raw_env = env.raw();
-        let hint = Box::into_raw(Box::new(Arc::clone(segment)));
+        let share: Arc<Share> = Arc::new(Mutex::new(Some(Arc::clone(segment))));
+        let hint = Arc::into_raw(Arc::clone(&share)).cast_mut();
         let mut buffer = ptr::null_mut();
         // SAFETY: the data pointer is valid for `len` bytes for as long as the Arc in `hint`
         // lives, and `release_segment` drops that Arc exactly once, when V8 frees the buffer.
@@ -43,7 +49,7 @@ impl View {
         };
         if status != sys::Status::napi_ok {
             // SAFETY: the buffer was not made, so the finalizer will never run: `hint` is still ours.
-            drop(unsafe { Box::from_raw(hint) });
+            drop(unsafe { Arc::from_raw(hint) });
             if status == sys::Status::napi_no_external_buffers_allowed {
                 return Err(error(
                     NO_EXTERNAL_BUFFERS,
@@ -55,7 +61,7 @@ impl View {
         let mut reference = ptr::null_mut();
         // SAFETY: `buffer` is a live value of this env.
         check(unsafe { sys::napi_create_reference(raw_env, buffer, 1, &mut reference) }, "napi_create_reference")?;
-        Ok(View { buffer: reference })
+        Ok(View { buffer: reference, share })
     }
 
     /// The Buffer (same object every time).
@@ -75,14 +81,17 @@ impl View {
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), array_buffer) })
     }
 
-    /// Detaches the ArrayBuffer (every view reads as length 0 from now on) and drops the reference.
+    /// Detaches the ArrayBuffer (every view reads as length 0 from now on), lets go of the
+    /// mapping and drops the reference. If detaching fails, the view keeps the mapping.
     pub fn detach(self, env: &Env) -> Result<(), Code> {
         let buffer = self.buffer(env)?;
         let array_buffer = array_buffer_of(env, buffer.raw())?;
         // SAFETY: `array_buffer` is a live ArrayBuffer of this env; external ones are detachable.
-        let detached = check(unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) }, "napi_detach_arraybuffer");
+        check(unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) }, "napi_detach_arraybuffer")?;
+        // No JS view can reach the memory any more: let go of the mapping now.
+        self.share.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.release(env);
-        detached
+        Ok(())
     }
 
     /// Drops the reference without detaching: views the user still holds keep the mapping.
@@ -107,6 +116,6 @@ fn array_buffer_of(env: &Env, typed_array: sys::napi_value) -> Result<sys::napi_
 }
 
 unsafe extern "C" fn release_segment(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Box<Arc<Segment>> leaked in `View::new`; Node calls this once.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Segment>>()) });
+    // SAFETY: `hint` is the `Arc<Share>` leaked in `View::new`; Node calls this once.
+    drop(unsafe { Arc::from_raw(hint.cast::<Share>().cast_const()) });
 }
