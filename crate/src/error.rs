@@ -21,6 +21,22 @@ pub enum Error {
     InvalidSize(String),
     /// Another argument is out of its range (e.g. a mode above 0o777).
     InvalidArgument(String),
+    /// The bytes do not hold a valid ShareableList (says what is wrong).
+    Corrupt(String),
+    /// A list index outside `[-len, len)`.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: i64,
+        /// The list's length.
+        len: usize,
+    },
+    /// A str/bytes longer than its slot (CPython: ValueError).
+    ValueTooLarge {
+        /// Bytes the value needs.
+        needed: usize,
+        /// Bytes the slot holds.
+        allocated: usize,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -39,6 +55,9 @@ impl Error {
             Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
             Error::InvalidSize(_) => "ERR_SHM_INVALID_SIZE",
             Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
+            Error::Corrupt(_) => "ERR_SHM_CORRUPT",
+            Error::IndexOutOfRange { .. } => "ERR_OUT_OF_RANGE",
+            Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
         }
     }
 
@@ -60,6 +79,14 @@ impl fmt::Display for Error {
             Error::InvalidName(why) => write!(f, "invalid shared memory name: {why}"),
             Error::InvalidSize(why) => write!(f, "invalid shared memory size: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::Corrupt(why) => write!(f, "not a valid ShareableList: {why}"),
+            Error::IndexOutOfRange { index, len } => {
+                write!(f, "index out of range: {index} (the list has {len} items)")
+            }
+            Error::ValueTooLarge { needed, allocated } => write!(
+                f,
+                "bytes/str item exceeds available storage: it needs {needed} bytes, the slot holds {allocated}"
+            ),
         }
     }
 }

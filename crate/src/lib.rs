@@ -20,6 +20,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+pub mod list;
 pub mod name;
 pub mod segment;
 
