@@ -6,9 +6,12 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 mod error;
+mod item;
+mod shareable_list;
 mod shared_memory;
 mod view;
 
+pub use shareable_list::ShareableList;
 pub use shared_memory::SharedMemory;
 
 /// Adds what napi-rs cannot declare in Rust (Symbol.dispose, util.inspect.custom) to the

@@ -15,4 +15,20 @@
   define(SharedMemory, inspect, function inspectSharedMemory() {
     return `SharedMemory(name='${this.name}', size=${this.size})`
   })
+
+  const { ShareableList } = exports
+  define(ShareableList, Symbol.dispose, function dispose() {
+    this.close()
+  })
+  // Item by item, as Python iterates with __getitem__: each step sees the current value.
+  define(ShareableList, Symbol.iterator, function* iterate() {
+    const length = this.length
+    for (let i = 0; i < length; i++) yield this.get(i)
+  })
+  define(ShareableList, inspect, function inspectShareableList(depth, options, inspectValue) {
+    const name = this.shm.name
+    if (this.shm.closed) return `ShareableList(<closed>, name='${name}')`
+    const show = typeof inspectValue === 'function' ? inspectValue : (v) => JSON.stringify(v)
+    return `ShareableList(${show(this.toArray(), options)}, name='${name}')`
+  })
 })

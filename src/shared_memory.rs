@@ -115,7 +115,7 @@ impl SharedMemory {
         Ok(Self::wrap(segment, false))
     }
 
-    fn wrap(segment: Segment, track: bool) -> Self {
+    pub(crate) fn wrap(segment: Segment, track: bool) -> Self {
         SharedMemory {
             name: segment.name().to_owned(),
             size: segment.len(),
@@ -162,12 +162,16 @@ impl SharedMemory {
         self.view(env)?.array_buffer(env)
     }
 
+    /// The mapping, or `ERR_SHM_CLOSED`.
+    pub(crate) fn segment(&self) -> Result<&Arc<Segment>, Code> {
+        self.segment
+            .as_ref()
+            .ok_or_else(|| error(CLOSED, format!("SharedMemory '{}' is closed", self.name)))
+    }
+
     fn view(&mut self, env: &Env) -> Result<&View, Code> {
-        let Some(segment) = &self.segment else {
-            return Err(error(CLOSED, format!("SharedMemory '{}' is closed", self.name)));
-        };
         if self.view.is_none() {
-            self.view = Some(View::new(env, segment)?);
+            self.view = Some(View::new(env, self.segment()?)?);
         }
         Ok(self.view.as_ref().expect("view was just set"))
     }

@@ -313,6 +313,31 @@ impl Layout {
         (0..self.len()).map(|i| self.item_format(bytes, i)).collect()
     }
 
+    /// How many items equal `needle` under Python's `==` ([`python_eq`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when an item cannot be read.
+    pub fn count(&self, bytes: &[u8], needle: &Item<'_>) -> Result<usize> {
+        let mut count = 0;
+        for i in 0..self.len() {
+            count += usize::from(python_eq(&self.get(bytes, i)?, needle));
+        }
+        Ok(count)
+    }
+
+    /// The first index whose item equals `needle` under Python's `==`, if any.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when an item cannot be read.
+    pub fn index_of(&self, bytes: &[u8], needle: &Item<'_>) -> Result<Option<usize>> {
+        for i in 0..self.len() {
+            if python_eq(&self.get(bytes, i)?, needle) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
     /// Writes `item` at `index` (checked by [`Layout::position`]). All or nothing: a value
     /// that does not fit changes no byte (CPython zeroes the slot first).
     ///

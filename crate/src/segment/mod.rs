@@ -193,6 +193,21 @@ impl Segment {
         self.inner.as_ptr()
     }
 
+    /// The whole mapping as a byte slice, for layout code such as [`crate::list`], which
+    /// bounds-checks and validates everything it reads.
+    ///
+    /// # Safety
+    /// While the slice lives, nothing else in this process may read or write the mapping
+    /// through another reference or view (for example a JS typed array over it: JS must not
+    /// run meanwhile). Other processes may still change any byte at any time; the slice's
+    /// contents are untrusted input, never assumed stable between two reads.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn bytes_mut(&self) -> &mut [u8] {
+        // SAFETY: the pointer is valid for `len` bytes while `self` lives; exclusivity within
+        // this process is the caller's promise (see `# Safety`).
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    }
+
     /// Copies `dst.len()` bytes from `offset` out of the segment.
     ///
     /// # Panics

@@ -1,0 +1,222 @@
+//! `ShareableList`: CPython's fixed-length list in a segment, read and written in place.
+#![allow(unsafe_code)]
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use shmkit_core::list::Layout;
+use shmkit_core::{Segment, SegmentOptions, ShmName};
+
+use crate::error::{check, error, from_core, range_error, Code};
+use crate::item::{from_js, to_js, OwnedItem};
+use crate::shared_memory::SharedMemory;
+
+/// Options of `new ShareableList(sequence, ...)`.
+#[napi(object)]
+pub struct ShareableListOptions {
+    /// Attach to this segment (without a sequence) or create under this name (with one).
+    pub name: Option<String>,
+    /// Unlink the segment if this process ends without unlinking it (default `true` when
+    /// creating; attaching never tracks).
+    pub track: Option<bool>,
+}
+
+/// A fixed-length list of numbers, bigints, booleans, nulls, strings and bytes stored in a
+/// shared-memory segment with CPython's exact layout: Python's
+/// `multiprocessing.shared_memory.ShareableList(name=...)` opens it, and the other way round.
+#[napi]
+pub struct ShareableList {
+    shm: Reference<SharedMemory>,
+    layout: Layout,
+}
+
+#[napi]
+impl ShareableList {
+    /// Creates a list holding the items of `sequence` (any iterable; none: an empty list),
+    /// or, with only `options.name`, attaches to an existing list, as CPython's
+    /// `ShareableList(sequence=None, *, name=None)`.
+    #[napi(constructor, ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null")]
+    pub fn new(env: Env, sequence: Option<Unknown>, options: Option<ShareableListOptions>) -> Result<Self, Code> {
+        let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
+        let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
+        match (sequence, name) {
+            (None, Some(name)) => Self::attach(env, &name),
+            (sequence, name) => {
+                let items = match sequence {
+                    Some(sequence) => items_of(&env, sequence)?,
+                    None => Vec::new(),
+                };
+                Self::create(env, &items, name, track.unwrap_or(true))
+            }
+        }
+    }
+
+    /// Attaches to the list in an existing segment; its layout is validated first.
+    #[napi(factory)]
+    pub fn open(env: Env, name: String) -> Result<Self, Code> {
+        Self::attach(env, &name)
+    }
+
+    fn attach(env: Env, name: &str) -> Result<Self, Code> {
+        let segment = Segment::open(name).map_err(from_core)?;
+        // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
+        let layout = Layout::read(unsafe { segment.bytes_mut() }).map_err(|e| corrupt_in(name, e))?;
+        Self::wrap(env, segment, layout, false)
+    }
+
+    fn create(env: Env, items: &[OwnedItem], name: Option<String>, track: bool) -> Result<Self, Code> {
+        let items: Vec<_> = items.iter().map(OwnedItem::item).collect();
+        let layout = Layout::for_items(&items).map_err(from_core)?;
+        let mut options = SegmentOptions::new();
+        if let Some(name) = name {
+            options.name(ShmName::new(&name).map_err(from_core)?);
+        }
+        let segment = options.create(layout.total_len()).map_err(from_core)?;
+        // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
+        let written = layout.write_all(unsafe { segment.bytes_mut() }, &items);
+        if let Err(e) = written {
+            let _ = segment.unlink();
+            return Err(from_core(e));
+        }
+        Self::wrap(env, segment, layout, track)
+    }
+
+    fn wrap(env: Env, segment: Segment, layout: Layout, track: bool) -> Result<Self, Code> {
+        let shm = SharedMemory::wrap(segment, track)
+            .into_reference(env)
+            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
+        Ok(ShareableList { shm, layout })
+    }
+
+    /// The segment holding the list (the same object on every access).
+    #[napi(getter)]
+    pub fn shm(&self, env: Env) -> Result<Reference<SharedMemory>, Code> {
+        self.shm.clone(env).map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))
+    }
+
+    /// Number of items (fixed at creation).
+    #[napi(getter)]
+    pub fn length(&self) -> u32 {
+        self.layout.len() as u32
+    }
+
+    /// The struct formats of all items, concatenated: the same string as Python's `.format`.
+    #[napi(getter)]
+    pub fn format(&self) -> Result<String, Code> {
+        let name = self.shm.name();
+        self.layout.format(self.bytes()?).map_err(|e| corrupt_in(&name, e))
+    }
+
+    /// The item at `index`; a negative index counts from the end, as in Python. str and
+    /// bytes lose trailing NUL characters/bytes, exactly as in CPython.
+    #[napi(ts_return_type = "Item")]
+    pub fn get(&self, env: Env, index: f64) -> Result<Unknown<'_>, Code> {
+        let position = self.position(&env, index)?;
+        let item = self.layout.get(self.bytes()?, position).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        let value = to_js(env.raw(), &item)?;
+        // SAFETY: `value` was just created in this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    }
+
+    /// Replaces the item at `index`; any slot may change type. A string or bytes longer than
+    /// the slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
+    #[napi(ts_args_type = "index: number, value: Item")]
+    pub fn set(&self, env: Env, index: f64, value: Unknown) -> Result<(), Code> {
+        let position = self.position(&env, index)?;
+        let value = from_js(&env, value.raw())?;
+        let bytes = self.bytes()?;
+        self.layout.set(bytes, position, &value.item()).map_err(from_core)
+    }
+
+    /// How many items equal `value` (Python's `==`: `1`, `1.0`, `true` and `1n` are equal).
+    #[napi(ts_args_type = "value: Item")]
+    pub fn count(&self, env: Env, value: Unknown) -> Result<u32, Code> {
+        let needle = from_js(&env, value.raw())?;
+        let count = self.layout.count(self.bytes()?, &needle.item()).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        Ok(count as u32)
+    }
+
+    /// The first index holding `value` (Python's `==`); throws `ERR_SHM_VALUE_NOT_FOUND` when
+    /// absent, as Python's `index()` raises ValueError.
+    #[napi(ts_args_type = "value: Item")]
+    pub fn index(&self, env: Env, value: Unknown) -> Result<u32, Code> {
+        let needle = from_js(&env, value.raw())?;
+        let found = self.layout.index_of(self.bytes()?, &needle.item()).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        found
+            .map(|i| i as u32)
+            .ok_or_else(|| error(Code("ERR_SHM_VALUE_NOT_FOUND"), format!("{} is not in the list", needle.item())))
+    }
+
+    /// Every item, decoded in one native call.
+    #[napi(js_name = "toArray", ts_return_type = "Item[]")]
+    pub fn to_array(&self, env: Env) -> Result<Unknown<'_>, Code> {
+        let raw = env.raw();
+        let bytes = self.bytes()?;
+        let mut array = std::ptr::null_mut();
+        // SAFETY: `raw` is the env of the current call.
+        check(unsafe { sys::napi_create_array_with_length(raw, self.layout.len(), &mut array) }, "napi_create_array")?;
+        for i in 0..self.layout.len() {
+            let item = self.layout.get(bytes, i).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            let value = to_js(raw, &item)?;
+            // SAFETY: `array` and `value` are live values of this env.
+            check(unsafe { sys::napi_set_element(raw, array, i as u32, value) }, "napi_set_element")?;
+        }
+        // SAFETY: `array` was just created in this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(raw, array) })
+    }
+
+    /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
+    #[napi]
+    pub fn close(&mut self, env: Env) -> Result<(), Code> {
+        self.shm.close(&env)
+    }
+
+    fn bytes(&self) -> Result<&mut [u8], Code> {
+        let segment = self.shm.segment()?;
+        // SAFETY: JS is single-threaded in this env and cannot run during this native call,
+        // so no typed array over the mapping is in use while the slice lives; the layout code
+        // treats the bytes as untrusted.
+        Ok(unsafe { segment.bytes_mut() })
+    }
+
+    fn position(&self, env: &Env, index: f64) -> Result<usize, Code> {
+        let len = self.layout.len();
+        if index.fract() != 0.0 || !index.is_finite() {
+            return Err(range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {index} is not an integer")));
+        }
+        let index = index.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+        self.layout
+            .position(index)
+            .map_err(|_| range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {index} (the list has {len} items)")))
+    }
+}
+
+fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
+    error(Code(err.code()), format!("segment '{name}': {err}"))
+}
+
+/// The items of any iterable: arrays directly, anything else through `Array.from`.
+fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
+    let napi_err = |e: napi::Error| error(crate::error::INVALID_ARG_TYPE, format!("sequence must be iterable: {e}"));
+    let array: Array = if sequence.is_array().map_err(napi_err)? {
+        // SAFETY: `sequence` is an array, as just checked.
+        unsafe { sequence.cast() }.map_err(napi_err)?
+    } else {
+        let array_ctor: Unknown = env.get_global().map_err(napi_err)?.get_named_property("Array").map_err(napi_err)?;
+        // SAFETY: `Array` is a function, and every function is an object.
+        let array_ctor: Object = unsafe { array_ctor.cast() }.map_err(napi_err)?;
+        let from: Function<Unknown, Unknown> = array_ctor.get_named_property("from").map_err(napi_err)?;
+        let converted = from.apply(array_ctor, sequence).map_err(|e| error(Code("ERR_INVALID_ARG_TYPE"), format!("sequence must be iterable: {}", e.reason)))?;
+        if !converted.is_array().map_err(napi_err)? {
+            return Err(error(crate::error::INVALID_ARG_TYPE, "sequence must be iterable"));
+        }
+        // SAFETY: Array.from returned an array, as just checked.
+        unsafe { converted.cast() }.map_err(napi_err)?
+    };
+    let mut items = Vec::with_capacity(array.len() as usize);
+    for i in 0..array.len() {
+        let value: Unknown = array.get_element(i).map_err(napi_err)?;
+        items.push(from_js(env, value.raw())?);
+    }
+    Ok(items)
+}
