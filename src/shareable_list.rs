@@ -7,7 +7,7 @@ use napi_derive::napi;
 use shmkit_core::list::Layout;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
-use crate::error::{check, error, from_core, range_error, Code};
+use crate::error::{check, error, from_core, range_error, Code, INVALID_ARG_TYPE};
 use crate::item::{from_js, to_js, OwnedItem};
 use crate::shared_memory::SharedMemory;
 
@@ -197,20 +197,22 @@ fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
 
 /// The items of any iterable: arrays directly, anything else through `Array.from`.
 fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
-    let napi_err = |e: napi::Error| error(crate::error::INVALID_ARG_TYPE, format!("sequence must be iterable: {e}"));
+    let napi_err = |e: napi::Error| error(INVALID_ARG_TYPE, format!("sequence must be iterable: {e}"));
     let array: Array = if sequence.is_array().map_err(napi_err)? {
         // SAFETY: `sequence` is an array, as just checked.
         unsafe { sequence.cast() }.map_err(napi_err)?
     } else {
-        let array_ctor: Unknown = env.get_global().map_err(napi_err)?.get_named_property("Array").map_err(napi_err)?;
+        if !is_iterable(env, &sequence).map_err(napi_err)? {
+            return Err(error(INVALID_ARG_TYPE, "sequence must be an iterable (an array, a generator, a Set, …) or null"));
+        }
+        let global = env.get_global().map_err(napi_err)?;
+        let array_ctor: Unknown = global.get_named_property("Array").map_err(napi_err)?;
         // SAFETY: `Array` is a function, and every function is an object.
         let array_ctor: Object = unsafe { array_ctor.cast() }.map_err(napi_err)?;
         let from: Function<Unknown, Unknown> = array_ctor.get_named_property("from").map_err(napi_err)?;
-        let converted = from.apply(array_ctor, sequence).map_err(|e| error(Code("ERR_INVALID_ARG_TYPE"), format!("sequence must be iterable: {}", e.reason)))?;
-        if !converted.is_array().map_err(napi_err)? {
-            return Err(error(crate::error::INVALID_ARG_TYPE, "sequence must be iterable"));
-        }
-        // SAFETY: Array.from returned an array, as just checked.
+        // An exception thrown by the iterable (a failing generator) propagates as it is.
+        let converted = from.apply(array_ctor, sequence).map_err(|_| Error::new(crate::error::PENDING, String::new()))?;
+        // SAFETY: Array.from always returns an array.
         unsafe { converted.cast() }.map_err(napi_err)?
     };
     let mut items = Vec::with_capacity(array.len() as usize);
@@ -219,4 +221,28 @@ fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
         items.push(from_js(env, value.raw())?);
     }
     Ok(items)
+}
+
+/// A string, or an object with a `[Symbol.iterator]` method.
+fn is_iterable(env: &Env, value: &Unknown) -> napi::Result<bool> {
+    match value.get_type()? {
+        ValueType::String => Ok(true),
+        ValueType::Object | ValueType::Function => {
+            let symbol_ctor: Unknown = env.get_global()?.get_named_property("Symbol")?;
+            // SAFETY: `Symbol` is a function, and every function is an object.
+            let symbol_ctor: Object = unsafe { symbol_ctor.cast() }?;
+            let iterator: Unknown = symbol_ctor.get_named_property("iterator")?;
+            let mut method = std::ptr::null_mut();
+            // SAFETY: `value` is an object and `iterator` a symbol, both live in this env.
+            let status = unsafe { sys::napi_get_property(env.raw(), value.raw(), iterator.raw(), &mut method) };
+            if status != sys::Status::napi_ok {
+                return Ok(false);
+            }
+            let mut kind = 0;
+            // SAFETY: `method` was just produced by this env.
+            unsafe { sys::napi_typeof(env.raw(), method, &mut kind) };
+            Ok(kind == sys::ValueType::napi_function)
+        }
+        _ => Ok(false),
+    }
 }
