@@ -4,4 +4,18 @@
 export type Item = number | bigint | boolean | null | string | Uint8Array
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
-export interface ShareableList extends Disposable, Iterable<Item> {}
+export interface ShareableList extends Disposable, Iterable<Item> {
+  /**
+   * The item at `index`; a negative index counts from the end, as in Python (RangeError
+   * `ERR_OUT_OF_RANGE` outside `[-length, length)`). Strings and bytes lose trailing NUL
+   * characters/bytes, exactly as in CPython; bytes read back as a Buffer (a copy).
+   */
+  get(index: number): Item
+  /**
+   * Replaces the item at `index`; any slot may change type. A string or bytes longer than its
+   * slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
+   */
+  set(index: number, value: Item): void
+  /** Every item, decoded in one native call. */
+  toArray(): Item[]
+}

@@ -4,7 +4,21 @@
 export type Item = number | bigint | boolean | null | string | Uint8Array
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
-export interface ShareableList extends Disposable, Iterable<Item> {}
+export interface ShareableList extends Disposable, Iterable<Item> {
+  /**
+   * The item at `index`; a negative index counts from the end, as in Python (RangeError
+   * `ERR_OUT_OF_RANGE` outside `[-length, length)`). Strings and bytes lose trailing NUL
+   * characters/bytes, exactly as in CPython; bytes read back as a Buffer (a copy).
+   */
+  get(index: number): Item
+  /**
+   * Replaces the item at `index`; any slot may change type. A string or bytes longer than its
+   * slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
+   */
+  set(index: number, value: Item): void
+  /** Every item, decoded in one native call. */
+  toArray(): Item[]
+}
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -34,16 +48,6 @@ export declare class ShareableList {
   get length(): number
   /** The struct formats of all items, concatenated: the same string as Python's `.format`. */
   get format(): string
-  /**
-   * The item at `index`; a negative index counts from the end, as in Python. str and
-   * bytes lose trailing NUL characters/bytes, exactly as in CPython.
-   */
-  get(index: number): Item
-  /**
-   * Replaces the item at `index`; any slot may change type. A string or bytes longer than
-   * the slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
-   */
-  set(index: number, value: Item): void
   /** How many items equal `value` (Python's `==`: `1`, `1.0`, `true` and `1n` are equal). */
   count(value: Item): number
   /**
@@ -51,8 +55,6 @@ export declare class ShareableList {
    * absent, as Python's `index()` raises ValueError.
    */
   index(value: Item): number
-  /** Every item, decoded in one native call. */
-  toArray(): Item[]
   /** Closes the underlying segment (`shm.close()`); the list is unusable afterwards. */
   close(): void
 }

@@ -248,3 +248,28 @@ test('child_process: the tutorial — the child multiplies every item by 10', as
   t.is(code, 0, stderr)
   t.deepEqual(sl.toArray(), [10, 20, 30, 40, 50])
 })
+
+test('the fast methods check their receiver and arguments', (t) => {
+  const sl = fresh(t, [1, 2])
+  const shm = SharedMemory.create(16)
+  t.teardown(() => shm.unlink())
+  for (const receiver of [{}, shm, null, undefined, 42, Object.create(ShareableList.prototype)]) {
+    t.throws(() => ShareableList.prototype.get.call(receiver, 0), { code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => ShareableList.prototype.set.call(receiver, 0, 1), { code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => ShareableList.prototype.toArray.call(receiver), { code: 'ERR_INVALID_ARG_TYPE' })
+  }
+  t.throws(() => sl.get('0' as never), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => (sl.get as (i?: number) => unknown)(), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => sl.get(0.5), { instanceOf: RangeError })
+  t.throws(() => sl.get(Number.NaN), { instanceOf: RangeError })
+  t.throws(() => sl.get(2 ** 80), { instanceOf: RangeError })
+  t.throws(() => (sl.set as (i: number) => void)(0), { code: 'ERR_SHM_UNSUPPORTED_TYPE' })
+  t.deepEqual(sl.toArray(), [1, 2])
+  shm.close()
+})
+
+test('toArray of a list larger than one native chunk', (t) => {
+  const values = Array.from({ length: 20000 }, (_, i) => (i % 3 === 0 ? `s${i}` : i))
+  const sl = fresh(t, values)
+  t.deepEqual(sl.toArray(), values)
+})

@@ -8,20 +8,21 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
-const { SharedMemory } = require('../index.js')
+const { SharedMemory, ShareableList } = require('../index.js')
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 15
 const ITERS = quick ? 200 : 2000
 const SIZE = 4096
+const LIST_ITERS = quick ? 2000 : 100000
 const here = fileURLToPath(new URL('.', import.meta.url))
 
-function medianRound(op) {
+function medianRound(op, iters = ITERS) {
   const perOp = []
   for (let r = 0; r < ROUNDS; r++) {
     const t0 = process.hrtime.bigint()
-    for (let i = 0; i < ITERS; i++) op()
-    perOp.push(Number(process.hrtime.bigint() - t0) / ITERS)
+    for (let i = 0; i < iters; i++) op()
+    perOp.push(Number(process.hrtime.bigint() - t0) / iters)
   }
   perOp.sort((a, b) => a - b)
   return perOp[Math.floor(perOp.length / 2)]
@@ -47,6 +48,43 @@ function cpython() {
   } catch (err) {
     console.warn(`CPython peer skipped: ${err.message.split('\n')[0]}`)
     return null
+  }
+}
+
+function cpythonList() {
+  try {
+    const out = execFileSync('python3', [join(here, 'peers/cpython_list.py'), ROUNDS, LIST_ITERS].map(String), { encoding: 'utf8' })
+    return JSON.parse(out)
+  } catch (err) {
+    console.warn(`CPython ShareableList peer skipped: ${err.message.split('\n')[0]}`)
+    return null
+  }
+}
+
+/** The same 600-item mixed list as the CPython peer builds. */
+function mixed(n) {
+  const kinds = [(i) => i, (i) => i + 0.5, (i) => i % 2 === 0, () => null, (i) => `item${i}`, (i) => Buffer.from(`raw${i}`)]
+  return Array.from({ length: n }, (_, i) => kinds[i % kinds.length](i))
+}
+
+function shmkitList() {
+  const sl = new ShareableList([12345, 'short'], { track: false })
+  const big = new ShareableList(mixed(600), { track: false })
+  let sink = 0
+  try {
+    return {
+      getInt: medianRound(() => (sink += sl.get(0)), LIST_ITERS),
+      getStr: medianRound(() => (sink += sl.get(1).length), LIST_ITERS),
+      setInt: medianRound(() => sl.set(0, 54321), LIST_ITERS),
+      setStr: medianRound(() => sl.set(1, 'other'), LIST_ITERS),
+      toArray600: medianRound(() => (sink += big.toArray().length), Math.max(1, LIST_ITERS / 100)),
+    }
+  } finally {
+    for (const list of [sl, big]) {
+      list.close()
+      list.shm.unlink()
+    }
+    if (sink === -1) console.log(sink)
   }
 }
 
@@ -83,12 +121,15 @@ function shmkit() {
 
 // Machines drift; interleave the runners over several passes and keep each case's median.
 const PASSES = quick ? 1 : 3
-const passes = { c: [], node: [], py: [] }
+const passes = { c: [], node: [], py: [], nodeList: [], pyList: [] }
 for (let p = 0; p < PASSES; p++) {
   passes.c.push(cFloor())
   passes.node.push(shmkit())
   const py = cpython()
   if (py) passes.py.push(py)
+  passes.nodeList.push(shmkitList())
+  const pyList = cpythonList()
+  if (pyList) passes.pyList.push(pyList)
 }
 const medianOf = (list) => {
   if (list.length === 0) return null
@@ -103,6 +144,8 @@ const medianOf = (list) => {
 const c = medianOf(passes.c)
 const node = medianOf(passes.node)
 const py = medianOf(passes.py)
+const nodeList = medianOf(passes.nodeList)
+const pyList = medianOf(passes.pyList)
 
 const fmt = (ns) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`)
 const ratio = (x, floor) => `${(x / floor).toFixed(2)}×`
@@ -127,11 +170,44 @@ console.table(
     'CPython / shmkit': python ? ratio(python, ours) : '—',
   })),
 )
-const targets = [
-  ['create ≤ 1.3× the C loop', node.create / c.create],
-  ['open ≤ 1.3× the C loop', node.open / c.open],
+const listRows = [
+  ['get (int)', 'getInt'],
+  ['get (short str)', 'getStr'],
+  ['set (int)', 'setInt'],
+  ['set (short str)', 'setStr'],
+  ['toArray() of 600 mixed items', 'toArray600'],
 ]
-for (const [what, r] of targets) console.log(`${r <= 1.3 ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}×`)
+console.log('\nShareableList, per operation')
+console.table(
+  listRows.map(([what, key]) => ({
+    case: what,
+    shmkit: fmt(nodeList[key]),
+    CPython: pyList ? fmt(pyList[key]) : '—',
+    'CPython / shmkit': pyList ? ratio(pyList[key], nodeList[key]) : '—',
+  })),
+)
 
-const results = { date: new Date().toISOString(), quick, node: process.version, cpython: py?.version ?? null, c, shmkit: node, python: py }
+const targets = [
+  ['create ≤ 1.3× the C loop', node.create / c.create, (r) => r <= 1.3],
+  ['open ≤ 1.3× the C loop', node.open / c.open, (r) => r <= 1.3],
+]
+if (pyList) {
+  for (const key of ['getInt', 'getStr', 'setInt', 'setStr']) {
+    targets.push([`ShareableList ${key} ≥ 20× faster than CPython`, pyList[key] / nodeList[key], (r) => r >= 20])
+  }
+  targets.push(['toArray() ≥ 50× faster than CPython list()', pyList.toArray600 / nodeList.toArray600, (r) => r >= 50])
+}
+for (const [what, r, met] of targets) console.log(`${met(r) ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}×`)
+
+const results = {
+  date: new Date().toISOString(),
+  quick,
+  node: process.version,
+  cpython: py?.version ?? null,
+  c,
+  shmkit: node,
+  python: py,
+  shmkitList: nodeList,
+  pythonList: pyList,
+}
 writeFileSync(join(here, quick ? 'results.quick.json' : 'results.json'), `${JSON.stringify(results, null, 2)}\n`)

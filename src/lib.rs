@@ -6,6 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 mod error;
+mod fast;
 mod item;
 mod shareable_list;
 mod shared_memory;
@@ -18,6 +19,9 @@ pub use shared_memory::SharedMemory;
 /// exported classes of each environment that loads the addon.
 #[napi(module_exports)]
 pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
-    let install: Function<Object, ()> = env.run_script(include_str!("manners.js"))?;
-    install.call(exports)
+    let install: Function<Object, Unknown> = env.run_script(include_str!("manners.js"))?;
+    let hooks: Object = install.call(exports)?.coerce_to_object()?;
+    let prototype: Object = hooks.get_named_property("listPrototype")?;
+    let collect: Unknown = hooks.get_named_property("collect")?;
+    fast::install(&env, prototype.raw(), collect.raw()).map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
 }

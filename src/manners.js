@@ -31,4 +31,8 @@
     const show = typeof inspectValue === 'function' ? inspectValue : (v) => JSON.stringify(v)
     return `ShareableList(${show(this.toArray(), options)}, name='${name}')`
   })
+
+  // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function
+  // that turns its arguments into an array in one call.
+  return { listPrototype: ShareableList.prototype, collect: (...items) => items }
 })

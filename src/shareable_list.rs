@@ -7,7 +7,7 @@ use napi_derive::napi;
 use shmkit_core::list::Layout;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
-use crate::error::{check, error, from_core, range_error, Code, INVALID_ARG_TYPE};
+use crate::error::{error, from_core, range_error, Code, INVALID_ARG_TYPE};
 use crate::item::{from_js, to_js, OwnedItem};
 use crate::shared_memory::SharedMemory;
 
@@ -107,25 +107,31 @@ impl ShareableList {
         self.layout.format(self.bytes()?).map_err(|e| corrupt_in(&name, e))
     }
 
-    /// The item at `index`; a negative index counts from the end, as in Python. str and
-    /// bytes lose trailing NUL characters/bytes, exactly as in CPython.
-    #[napi(ts_return_type = "Item")]
-    pub fn get(&self, env: Env, index: f64) -> Result<Unknown<'_>, Code> {
-        let position = self.position(&env, index)?;
+    /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
+    pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
+        let position = self.position(env, index)?;
         let item = self.layout.get(self.bytes()?, position).map_err(|e| corrupt_in(&self.shm.name(), e))?;
-        let value = to_js(env.raw(), &item)?;
-        // SAFETY: `value` was just created in this env.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        to_js(env.raw(), &item)
     }
 
-    /// Replaces the item at `index`; any slot may change type. A string or bytes longer than
-    /// the slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
-    #[napi(ts_args_type = "index: number, value: Item")]
-    pub fn set(&self, env: Env, index: f64, value: Unknown) -> Result<(), Code> {
-        let position = self.position(&env, index)?;
-        let value = from_js(&env, value.raw())?;
+    /// Replaces the item at `index`; validated completely before any byte changes.
+    pub(crate) fn set_raw(&self, env: &Env, index: sys::napi_value, value: sys::napi_value) -> Result<(), Code> {
+        let position = self.position(env, index)?;
+        let value = from_js(env, value)?;
         let bytes = self.bytes()?;
         self.layout.set(bytes, position, &value.item()).map_err(from_core)
+    }
+
+    /// Every item, as JS values in `out` (cleared first).
+    pub(crate) fn values_raw(&self, env: &Env, out: &mut Vec<sys::napi_value>) -> Result<(), Code> {
+        out.clear();
+        out.reserve(self.layout.len());
+        let bytes = self.bytes()?;
+        for i in 0..self.layout.len() {
+            let item = self.layout.get(bytes, i).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            out.push(to_js(env.raw(), &item)?);
+        }
+        Ok(())
     }
 
     /// How many items equal `value` (Python's `==`: `1`, `1.0`, `true` and `1n` are equal).
@@ -147,24 +153,6 @@ impl ShareableList {
             .ok_or_else(|| error(Code("ERR_SHM_VALUE_NOT_FOUND"), format!("{} is not in the list", needle.item())))
     }
 
-    /// Every item, decoded in one native call.
-    #[napi(js_name = "toArray", ts_return_type = "Item[]")]
-    pub fn to_array(&self, env: Env) -> Result<Unknown<'_>, Code> {
-        let raw = env.raw();
-        let bytes = self.bytes()?;
-        let mut array = std::ptr::null_mut();
-        // SAFETY: `raw` is the env of the current call.
-        check(unsafe { sys::napi_create_array_with_length(raw, self.layout.len(), &mut array) }, "napi_create_array")?;
-        for i in 0..self.layout.len() {
-            let item = self.layout.get(bytes, i).map_err(|e| corrupt_in(&self.shm.name(), e))?;
-            let value = to_js(raw, &item)?;
-            // SAFETY: `array` and `value` are live values of this env.
-            check(unsafe { sys::napi_set_element(raw, array, i as u32, value) }, "napi_set_element")?;
-        }
-        // SAFETY: `array` was just created in this env.
-        Ok(unsafe { Unknown::from_raw_unchecked(raw, array) })
-    }
-
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
     #[napi]
     pub fn close(&mut self, env: Env) -> Result<(), Code> {
@@ -179,12 +167,18 @@ impl ShareableList {
         Ok(unsafe { segment.bytes_mut() })
     }
 
-    fn position(&self, env: &Env, index: f64) -> Result<usize, Code> {
-        let len = self.layout.len();
-        if index.fract() != 0.0 || !index.is_finite() {
-            return Err(range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {index} is not an integer")));
+    fn position(&self, env: &Env, index: sys::napi_value) -> Result<usize, Code> {
+        let mut number = 0f64;
+        // SAFETY: `index` is an argument of the current call (possibly `undefined`).
+        let status = unsafe { sys::napi_get_value_double(env.raw(), index, &mut number) };
+        if status != sys::Status::napi_ok {
+            return Err(error(INVALID_ARG_TYPE, "index must be a number"));
         }
-        let index = index.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+        let len = self.layout.len();
+        if number.fract() != 0.0 || !number.is_finite() {
+            return Err(range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {number} is not an integer")));
+        }
+        let index = number.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
         self.layout
             .position(index)
             .map_err(|_| range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {index} (the list has {len} items)")))
