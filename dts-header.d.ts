@@ -4,6 +4,7 @@
 export type Item = number | bigint | boolean | null | string | Uint8Array
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
+export interface SharedMemoryManager extends Disposable {}
 export interface ShareableList extends Disposable, Iterable<Item> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError

@@ -4,6 +4,7 @@
 export type Item = number | bigint | boolean | null | string | Uint8Array
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
+export interface SharedMemoryManager extends Disposable {}
 export interface ShareableList extends Disposable, Iterable<Item> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError
@@ -108,6 +109,37 @@ export declare class SharedMemory {
   toJSON(): SharedMemoryJson
 }
 
+/**
+ * Creates segments and lists, and unlinks all of them on `shutdown()` — as CPython's
+ * `multiprocessing.managers.SharedMemoryManager`, without a server process: segments are
+ * created here and named for any process to attach. Every segment it made is also unlinked
+ * if it is garbage collected (together with all its segments), when its environment ends,
+ * and, through tracking, if the process dies.
+ */
+export declare class SharedMemoryManager {
+  /** A manager that owns nothing yet; usable at once (`start()` is optional). */
+  constructor()
+  /**
+   * Kept for parity with Python (`smm.start()`); returns the manager. Calling it again is
+   * harmless. After `shutdown()` it throws `ERR_SHM_CLOSED`.
+   */
+  start(): this
+  /** A new segment of `size` bytes, owned (and eventually unlinked) by this manager. */
+  SharedMemory(size: number): SharedMemory
+  /** A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager. */
+  ShareableList(sequence?: Iterable<Item> | null): ShareableList
+  /** Names of the segments this manager made and will unlink. */
+  get segments(): Array<string>
+  /** Whether `shutdown()` has run. */
+  get closed(): boolean
+  /**
+   * Unlinks every segment this manager made. Handles already held in this process stay
+   * readable until closed, as in CPython. Calling it again does nothing; creating through
+   * the manager afterwards throws `ERR_SHM_CLOSED`.
+   */
+  shutdown(): void
+}
+
 /** Options of `SharedMemory.create(size, ...)`. */
 export interface CreateOptions {
   /** The segment's name; random (`psm_…`) when absent. */
@@ -160,3 +192,9 @@ export interface SharedMemoryOptions {
   /** Permission bits of a new segment (POSIX; default `0o600`, owner only). */
   mode?: number
 }
+
+/**
+ * The pid of this process's cleanup helper while one runs (it unlinks tracked segments if
+ * this process dies); `null` when nothing is tracked or on Windows. For diagnostics and tests.
+ */
+export declare function trackerPid(): number | null

@@ -837,3 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.ShareableList = nativeBinding.ShareableList
 module.exports.SharedMemory = nativeBinding.SharedMemory
+module.exports.SharedMemoryManager = nativeBinding.SharedMemoryManager
+module.exports.trackerPid = nativeBinding.trackerPid

@@ -32,6 +32,15 @@
     return `ShareableList(${show(this.toArray(), options)}, name='${name}')`
   })
 
+  const { SharedMemoryManager } = exports
+  define(SharedMemoryManager, Symbol.dispose, function dispose() {
+    this.shutdown()
+  })
+  define(SharedMemoryManager, inspect, function inspectManager(depth, options, inspectValue) {
+    const show = typeof inspectValue === 'function' ? inspectValue : (v) => JSON.stringify(v)
+    return `SharedMemoryManager(${this.closed ? 'shut down' : show(this.segments, options)})`
+  })
+
   // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function
   // that turns its arguments into an array in one call.
   return { listPrototype: ShareableList.prototype, collect: (...items) => items }

@@ -61,30 +61,39 @@ impl ShareableList {
         let segment = Segment::open(name).map_err(from_core)?;
         // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
         let layout = Layout::read(unsafe { segment.bytes_mut() }).map_err(|e| corrupt_in(name, e))?;
-        Self::wrap(env, segment, layout, false)
+        Self::wrap(env, SharedMemory::wrap(segment, false), layout)
     }
 
     fn create(env: Env, items: &[OwnedItem], name: Option<String>, track: bool) -> Result<Self, Code> {
-        let items: Vec<_> = items.iter().map(OwnedItem::item).collect();
-        let layout = Layout::for_items(&items).map_err(from_core)?;
         let mut options = SegmentOptions::new();
+        options.track(track);
         if let Some(name) = name {
             options.name(ShmName::new(&name).map_err(from_core)?);
         }
-        let segment = options.create(layout.total_len()).map_err(from_core)?;
+        let (segment, layout) = Self::make(items, |size| options.create(size))?;
+        Self::wrap(env, SharedMemory::wrap(segment, track), layout)
+    }
+
+    /// Lays out `items` in a segment from `create(size)`; the segment is unlinked again if
+    /// anything fails after it exists.
+    pub(crate) fn make(
+        items: &[OwnedItem],
+        create: impl FnOnce(usize) -> shmkit_core::Result<Segment>,
+    ) -> Result<(Segment, Layout), Code> {
+        let items: Vec<_> = items.iter().map(OwnedItem::item).collect();
+        let layout = Layout::for_items(&items).map_err(from_core)?;
+        let segment = create(layout.total_len()).map_err(from_core)?;
         // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
         let written = layout.write_all(unsafe { segment.bytes_mut() }, &items);
         if let Err(e) = written {
             let _ = segment.unlink();
             return Err(from_core(e));
         }
-        Self::wrap(env, segment, layout, track)
+        Ok((segment, layout))
     }
 
-    fn wrap(env: Env, segment: Segment, layout: Layout, track: bool) -> Result<Self, Code> {
-        let shm = SharedMemory::wrap(segment, track)
-            .into_reference(env)
-            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
+    pub(crate) fn wrap(env: Env, shm: SharedMemory, layout: Layout) -> Result<Self, Code> {
+        let shm = shm.into_reference(env).map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
         Ok(ShareableList { shm, layout })
     }
 
@@ -190,7 +199,7 @@ fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
 }
 
 /// The items of any iterable: arrays directly, anything else through `Array.from`.
-fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
+pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
     let napi_err = |e: napi::Error| error(INVALID_ARG_TYPE, format!("sequence must be iterable: {e}"));
     let array: Array = if sequence.is_array().map_err(napi_err)? {
         // SAFETY: `sequence` is an array, as just checked.

@@ -7,6 +7,7 @@ use napi_derive::napi;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
+use crate::manager::SharedMemoryManager;
 use crate::view::View;
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
@@ -62,6 +63,8 @@ pub struct SharedMemory {
     track: bool,
     segment: Option<Arc<Segment>>,
     view: Option<View>,
+    /// The manager that made this segment, kept alive for as long as this handle lives.
+    owner: Option<Reference<SharedMemoryManager>>,
 }
 
 #[napi]
@@ -100,7 +103,7 @@ impl SharedMemory {
         if let Some(name) = &options.name {
             builder.name(ShmName::new(name).map_err(from_core)?);
         }
-        builder.reserve(options.reserve.unwrap_or(true));
+        builder.reserve(options.reserve.unwrap_or(true)).track(options.track.unwrap_or(true));
         if let Some(mode) = options.mode {
             builder.mode(mode);
         }
@@ -122,7 +125,13 @@ impl SharedMemory {
             track,
             segment: Some(Arc::new(segment)),
             view: None,
+            owner: None,
         }
+    }
+
+    /// A handle on a segment that `owner` made (and will unlink).
+    pub(crate) fn owned_by(segment: Segment, owner: Reference<SharedMemoryManager>) -> Self {
+        SharedMemory { owner: Some(owner), ..Self::wrap(segment, true) }
     }
 
     /// The segment's name as Python shows it (`psm_1a2b…`, no leading slash).
@@ -212,12 +221,13 @@ impl ObjectFinalize for SharedMemory {
         if let Some(view) = self.view.take() {
             view.release(&env);
         }
+        drop(self.owner.take());
         Ok(())
     }
 }
 
 /// A size must be a positive safe integer (JS numbers above 2^53 are not exact).
-fn checked_size(size: f64) -> Result<usize, Code> {
+pub(crate) fn checked_size(size: f64) -> Result<usize, Code> {
     const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     if !(size.is_finite() && size.fract() == 0.0 && size > 0.0 && size <= MAX_SAFE_INTEGER) {
         return Err(error(

@@ -21,6 +21,8 @@ pub enum Error {
     InvalidSize(String),
     /// Another argument is out of its range (e.g. a mode above 0o777).
     InvalidArgument(String),
+    /// The object was closed or shut down (says which).
+    Closed(String),
     /// The bytes do not hold a valid ShareableList (says what is wrong).
     Corrupt(String),
     /// A list index outside `[-len, len)`.
@@ -55,6 +57,7 @@ impl Error {
             Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
             Error::InvalidSize(_) => "ERR_SHM_INVALID_SIZE",
             Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
+            Error::Closed(_) => "ERR_SHM_CLOSED",
             Error::Corrupt(_) => "ERR_SHM_CORRUPT",
             Error::IndexOutOfRange { .. } => "ERR_OUT_OF_RANGE",
             Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
@@ -79,6 +82,7 @@ impl fmt::Display for Error {
             Error::InvalidName(why) => write!(f, "invalid shared memory name: {why}"),
             Error::InvalidSize(why) => write!(f, "invalid shared memory size: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::Closed(why) => f.write_str(why),
             Error::Corrupt(why) => write!(f, "not a valid ShareableList: {why}"),
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index out of range: {index} (the list has {len} items)")

@@ -21,9 +21,12 @@
 
 mod error;
 pub mod list;
+mod manager;
 pub mod name;
 pub mod segment;
+pub mod tracker;
 
 pub use error::{Error, Result};
+pub use manager::Manager;
 pub use name::ShmName;
 pub use segment::{unlink, Segment, SegmentOptions};

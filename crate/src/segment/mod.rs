@@ -43,16 +43,17 @@ pub struct SegmentOptions {
     name: Option<ShmName>,
     reserve: bool,
     mode: u32,
+    track: bool,
 }
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { name: None, reserve: true, mode: 0o600 }
+        SegmentOptions { name: None, reserve: true, mode: 0o600, track: false }
     }
 }
 
 impl SegmentOptions {
-    /// Random name, memory reserved at create, mode 0600.
+    /// Random name, memory reserved at create, mode 0600, not tracked.
     pub fn new() -> Self {
         Self::default()
     }
@@ -75,6 +76,14 @@ impl SegmentOptions {
     /// share deliberately with other users; [`SegmentOptions::create`] refuses bits above 0o777.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode;
+        self
+    }
+
+    /// Whether to [`crate::tracker::register`] the new segment, so that it is unlinked if
+    /// this process ends without unlinking it (default `false` here; the Node binding's
+    /// default is `true`, as CPython's).
+    pub fn track(&mut self, track: bool) -> &mut Self {
+        self.track = track;
         self
     }
 
@@ -149,7 +158,15 @@ impl Segment {
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
         let inner = os::SegmentInner::create(&name, size, options)
             .map_err(|e| Error::os("create", name.as_str(), e))?;
-        Ok(Segment { name, inner })
+        let segment = Segment { name, inner };
+        if options.track {
+            if let Err(e) = crate::tracker::register(segment.name()) {
+                // A promise of cleanup we cannot keep: undo the create.
+                let _ = os::SegmentInner::unlink(&segment.name);
+                return Err(e);
+            }
+        }
+        Ok(segment)
     }
 
     /// `shm_open(O_RDWR)` + `fstat` + `mmap` (Unix), `OpenFileMappingW` + `MapViewOfFile` +
@@ -260,5 +277,6 @@ impl Segment {
 #[doc(alias = "shm_unlink")]
 pub fn unlink(name: &str) -> Result<()> {
     let name = ShmName::new(name)?;
+    crate::tracker::unregister(name.as_str());
     os::SegmentInner::unlink(&name).map_err(|e| Error::os("unlink", name.as_str(), e))
 }

@@ -116,7 +116,23 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<SegmentInner> {
         rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, fd, 0)?
     };
     let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-    Ok(SegmentInner { ptr, len })
+    let inner = SegmentInner { ptr, len };
+    keep_out_of_forks(&inner);
+    Ok(inner)
+}
+
+/// `madvise(MADV_DONTFORK)` (Linux), `minherit(VM_INHERIT_NONE)` (macOS)—a forked child, such as
+/// the tracking helper, does not inherit the mapping and so never pins the segment's memory.
+/// (`child_process` execs, so Node children are unaffected.) Failure only costs that guarantee.
+fn keep_out_of_forks(inner: &SegmentInner) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the range is exactly our own mapping.
+    let _ = unsafe { rustix::mm::madvise(inner.ptr.as_ptr().cast(), inner.len, rustix::mm::Advice::LinuxDontFork) };
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: the range is exactly our own mapping.
+    let _ = unsafe { libc::minherit(inner.ptr.as_ptr().cast(), inner.len, libc::VM_INHERIT_NONE) };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    let _ = inner;
 }
 
 impl Drop for SegmentInner {

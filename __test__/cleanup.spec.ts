@@ -1,0 +1,195 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+import { SharedMemory, trackerPid } from '../index.js'
+import { FIXTURES, runChild } from './helpers.js'
+
+const posix = process.platform !== 'win32'
+
+function exists(name: string): boolean {
+  if (process.platform === 'linux') return existsSync(join('/dev/shm', name))
+  try {
+    SharedMemory.open(name).close()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Waits up to `ms` for every name to disappear; returns the ones still there. */
+async function goneWithin(names: string[], ms = 2000): Promise<string[]> {
+  const deadline = Date.now() + ms
+  let left = names.filter(exists)
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20))
+    left = left.filter(exists)
+  }
+  return left
+}
+
+interface Report {
+  names: string[]
+  untracked: string
+  helper: number | null
+}
+
+function start(how: string, detached = false): Promise<{ child: ChildProcess; report: Report }> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(FIXTURES, 'exit-paths.cjs'), [how], { detached, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    child.stderr!.resume()
+    child.once('message', (report) => resolve({ child, report: report as Report }))
+    child.once('error', reject)
+  })
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
+    else child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+
+const paths: Array<[string, string, (child: ChildProcess) => void]> = [
+  ['returns normally', 'return', () => {}],
+  ['calls process.exit(3)', 'exit', () => {}],
+  ['throws an uncaught exception', 'throw', () => {}],
+  ['is SIGTERMed', 'sigterm', (c) => c.kill('SIGTERM')],
+  ['is SIGKILLed', 'sigkill', (c) => c.kill('SIGKILL')],
+  ['has its whole process group SIGKILLed', 'group', (c) => process.kill(-c.pid!, 'SIGKILL')],
+  ['crashes natively (SIGSEGV)', 'crash', () => {}],
+]
+
+for (const [what, how, end] of paths) {
+  test(`a creator that ${what} leaves none of its segments behind`, async (t) => {
+    if (!posix) return t.pass('Windows sections die with their last handle')
+    const { child, report } = await start(how, how === 'group')
+    t.teardown(() => {
+      child.kill('SIGKILL')
+      for (const name of [...report.names, report.untracked]) {
+        try {
+          SharedMemory.open(name).unlink()
+        } catch {}
+      }
+    })
+    t.is(report.names.length, 4)
+    t.true(report.names.every(exists), 'the segments existed while the creator lived')
+    end(child)
+    const status = await exited(child)
+    t.log(`creator ended with ${JSON.stringify(status)}`)
+    t.deepEqual(await goneWithin(report.names), [])
+    t.true(exists(report.untracked), 'track: false outlives its creator')
+  })
+}
+
+test('attaching never unlinks: a process that attaches and exits leaves the segment', async (t) => {
+  const shm = SharedMemory.create(64)
+  t.teardown(() => shm.unlink())
+  const { code } = await runChild('child-writes.cjs', [shm.name, 'attached'])
+  t.is(code, 0)
+  await new Promise((r) => setTimeout(r, 300))
+  t.true(exists(shm.name))
+  const again = SharedMemory.open(shm.name)
+  t.is(again.buf.toString('utf8', 0, 8), 'attached')
+  again.close()
+  shm.close()
+})
+
+test('unlink() forgets the tracking: no double unlink of a re-created name', async (t) => {
+  if (!posix) return t.pass()
+  const child = fork(
+    join(FIXTURES, 'unlink-then-recreate.cjs'),
+    [],
+    { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+  )
+  const name: string = await new Promise((resolve) => child.once('message', resolve as never))
+  t.teardown(() => {
+    try {
+      SharedMemory.open(name).unlink()
+    } catch {}
+  })
+  await exited(child)
+  await new Promise((r) => setTimeout(r, 300))
+  t.true(exists(name), 'the name re-created untracked by someone else survives')
+})
+
+test('a killed helper is restarted on the next create, and every name is re-registered', async (t) => {
+  if (!posix) return t.pass()
+  const child = fork(join(FIXTURES, 'helper-killed.cjs'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  let stderr = ''
+  child.stderr!.on('data', (d) => (stderr += d))
+  const messages: Array<{ name: string; helper: number }> = []
+  const next = () => new Promise<{ name: string; helper: number }>((resolve) => child.once('message', resolve as never))
+  messages.push(await next())
+  const first = messages[0]
+  t.teardown(() => {
+    child.kill('SIGKILL')
+    for (const { name } of messages) {
+      try {
+        SharedMemory.open(name).unlink()
+      } catch {}
+    }
+  })
+  process.kill(first.helper, 'SIGKILL')
+  await new Promise((r) => setTimeout(r, 100))
+  t.true(exists(first.name), 'killing the helper unlinks nothing')
+  child.send('create')
+  messages.push(await next())
+  const second = messages[1]
+  t.not(second.helper, first.helper, 'a new helper runs')
+  child.kill('SIGKILL')
+  await exited(child)
+  t.deepEqual(await goneWithin([first.name, second.name]), [], stderr)
+})
+
+test('a manager in a worker is shut down when the worker terminates; the main thread is untouched', async (t) => {
+  const mine = SharedMemory.create(64)
+  t.teardown(() => mine.unlink())
+  const worker = new Worker(
+    `const { SharedMemoryManager } = require(${JSON.stringify(join(FIXTURES, '../../index.js'))});
+     const { parentPort } = require('node:worker_threads');
+     globalThis.manager = new SharedMemoryManager();
+     const shm = manager.SharedMemory(256);
+     const list = manager.ShareableList([1, 2]);
+     parentPort.postMessage([shm.name, list.shm.name]);
+     setInterval(() => {}, 1000);`,
+    { eval: true },
+  )
+  const names: string[] = await new Promise((resolve) => worker.once('message', resolve))
+  t.true(names.every(exists))
+  await worker.terminate()
+  t.deepEqual(await goneWithin(names, 500), [])
+  t.true(exists(mine.name))
+  mine.close()
+})
+
+test('the helper is a separate process in its own session, and only runs while something is tracked', async (t) => {
+  if (process.platform !== 'linux') return t.pass('reads /proc')
+  const { child, report } = await start('sigterm')
+  t.truthy(report.helper)
+  t.teardown(() => child.kill('SIGKILL'))
+  const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  const [, ppid, pgrp, session] = stat(report.helper!).map(Number)
+  const [, , creatorGroup, creatorSession] = stat(child.pid!).map(Number)
+  t.not(ppid, child.pid, 're-parented away from the creator')
+  t.not(pgrp, creatorGroup, 'outside the creator’s process group')
+  t.not(session, creatorSession, 'in a session of its own')
+  child.kill('SIGTERM')
+  await exited(child)
+  t.deepEqual(await goneWithin(report.names), [])
+  // Exited: gone, or a zombie where PID 1 (as in some containers) does not reap orphans.
+  const deadline = Date.now() + 2000
+  const alive = () => existsSync(`/proc/${report.helper}`) && stat(report.helper!)[0] !== 'Z'
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.false(alive(), 'the helper exited after cleaning up')
+})
+
+test('this process runs a helper only once it tracks something', (t) => {
+  if (!posix) return t.is(trackerPid(), null)
+  const shm = SharedMemory.create(16)
+  t.teardown(() => shm.unlink())
+  t.is(typeof trackerPid(), 'number')
+  shm.close()
+})

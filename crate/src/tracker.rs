@@ -1,0 +1,309 @@
+//! Cleanup of tracked segments whose creator ends without unlinking them — by `exit`, an
+//! uncaught exception, SIGTERM, SIGKILL, a native crash, or a kill of its whole process group.
+//!
+//! CPython's two verbs: [`register`] a name when this process creates a tracked segment,
+//! [`unregister`] it when the segment is unlinked. Nothing is tracked on attach.
+//!
+//! # Design (POSIX)
+//! The first [`register`] forks a small helper process (double fork: it is re-parented to
+//! init, and `setsid` puts it in its own session, so killing the creator's process group does
+//! not reach it). The creator keeps one end of a Unix socket pair, the helper the other. The
+//! creator sends `+name` / `-name` records; when its end closes — which the kernel does
+//! however the creator dies — the helper reads EOF, unlinks every name still registered and
+//! exits. If the helper itself is killed, the next `register` sees the broken socket, starts
+//! a new helper and re-sends every live name.
+//!
+//! The helper is a fork, not a new program: nothing to install or find on disk, and it
+//! starts in about a millisecond. After the fork it only makes system calls and uses the
+//! allocator (which glibc, musl and macOS make safe in the child of a threaded process); it
+//! closes every inherited descriptor, resets signal handlers, and never runs the parent's
+//! code again. Segment mappings are marked not to be inherited (`MADV_DONTFORK`,
+//! `minherit`), so the helper never pins a segment's memory.
+//!
+//! When the last tracked name is unregistered and the helper has run for over a second, the
+//! creator closes its end and the helper exits; a later `register` starts a new one. (The
+//! second of grace keeps a tight create/unlink loop from forking on every create.)
+//!
+//! On Windows there is nothing to do: a section dies with its last handle.
+#![allow(unsafe_code)]
+
+#[cfg(unix)]
+pub use unix::{helper_pid, register, unregister};
+
+#[cfg(windows)]
+pub use windows::{helper_pid, register, unregister};
+
+#[cfg(windows)]
+mod windows {
+    use crate::Result;
+
+    /// Nothing to do on Windows: a section lives only while a handle to it is open.
+    pub fn register(_name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Nothing to do on Windows.
+    pub fn unregister(_name: &str) {}
+
+    /// There is no helper on Windows.
+    pub fn helper_pid() -> Option<u32> {
+        None
+    }
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::collections::HashSet;
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::sync::{Mutex, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+    use crate::{Error, Result};
+
+    /// How long a helper stays up with nothing to watch before the creator lets it go.
+    const IDLE_GRACE: Duration = Duration::from_secs(1);
+    const ADD: u8 = b'+';
+    const REMOVE: u8 = b'-';
+
+    struct Helper {
+        socket: OwnedFd,
+        pid: u32,
+        started: Instant,
+    }
+
+    #[derive(Default)]
+    struct Tracker {
+        helper: Option<Helper>,
+        names: HashSet<String>,
+    }
+
+    static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
+
+    fn with_tracker<T>(f: impl FnOnce(&mut Tracker) -> T) -> T {
+        let mut guard = TRACKER.lock().unwrap_or_else(PoisonError::into_inner);
+        f(guard.get_or_insert_with(Tracker::default))
+    }
+
+    /// Tracks `name`: it is unlinked if this process ends before [`unregister`].
+    ///
+    /// # Errors
+    /// `Error::Os` when no helper can be started (fork or socketpair failed); the caller
+    /// should then undo the create, since the promise cannot be kept.
+    pub fn register(name: &str) -> Result<()> {
+        with_tracker(|tracker| {
+            if !tracker.names.insert(name.to_owned()) {
+                return Ok(());
+            }
+            let sent = match &tracker.helper {
+                Some(helper) => send(&helper.socket, ADD, name).is_ok(),
+                None => false,
+            };
+            if sent {
+                return Ok(());
+            }
+            // No helper yet, or it died: start one and hand it every live name.
+            tracker.helper = None;
+            let started = start_helper().and_then(|helper| {
+                for live in &tracker.names {
+                    send(&helper.socket, ADD, live)?;
+                }
+                Ok(helper)
+            });
+            match started {
+                Ok(helper) => {
+                    tracker.helper = Some(helper);
+                    Ok(())
+                }
+                Err(e) => {
+                    tracker.names.remove(name);
+                    Err(Error::os("start the tracking helper for", name, e))
+                }
+            }
+        })
+    }
+
+    /// Stops tracking `name` (it was unlinked); a name never registered is ignored.
+    pub fn unregister(name: &str) {
+        with_tracker(|tracker| {
+            if !tracker.names.remove(name) {
+                return;
+            }
+            if let Some(helper) = &tracker.helper {
+                // A dead helper has nothing to forget; the next register replaces it.
+                let _ = send(&helper.socket, REMOVE, name);
+                if tracker.names.is_empty() && helper.started.elapsed() > IDLE_GRACE {
+                    // Closing our end is the helper's signal to exit (with nothing to unlink).
+                    tracker.helper = None;
+                }
+            }
+        })
+    }
+
+    /// The helper's pid while one runs (for tests and diagnostics).
+    pub fn helper_pid() -> Option<u32> {
+        with_tracker(|tracker| tracker.helper.as_ref().map(|h| h.pid))
+    }
+
+    /// One record: op, name length (u16, native-endian), name bytes. Names may contain any
+    /// byte but NUL and `/`, so they are length-prefixed rather than line-separated.
+    fn send(socket: &OwnedFd, op: u8, name: &str) -> io::Result<()> {
+        let mut record = Vec::with_capacity(3 + name.len());
+        record.push(op);
+        record.extend_from_slice(&(name.len() as u16).to_ne_bytes());
+        record.extend_from_slice(name.as_bytes());
+        let mut rest = &record[..];
+        while !rest.is_empty() {
+            let n = rustix::net::send(socket, rest, send_flags())?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// MSG_NOSIGNAL: a dead helper is EPIPE, never SIGPIPE (macOS uses SO_NOSIGPIPE instead).
+    fn send_flags() -> rustix::net::SendFlags {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        return rustix::net::SendFlags::NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        return rustix::net::SendFlags::empty();
+    }
+
+    fn start_helper() -> io::Result<Helper> {
+        let (ours, theirs) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+        #[cfg(target_vendor = "apple")]
+        rustix::net::sockopt::set_socket_nosigpipe(&ours, true)?;
+        // SAFETY: the child only calls `run_intermediate`, which makes system calls and then
+        // `_exit`s; it never returns into the parent's code (see the module docs).
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => Err(io::Error::last_os_error()),
+            0 => run_intermediate(theirs),
+            child => {
+                drop(theirs);
+                // The intermediate exits right after forking the helper; reap it.
+                let mut status = 0;
+                // SAFETY: `child` is our own child; `status` is a valid out-pointer.
+                while unsafe { libc::waitpid(child, &mut status, 0) } == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {}
+                let mut pid = [0u8; 4];
+                read_exact(&ours, &mut pid)?;
+                Ok(Helper { socket: ours, pid: u32::from_ne_bytes(pid), started: Instant::now() })
+            }
+        }
+    }
+
+    fn read_exact(socket: &OwnedFd, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match rustix::io::read(socket, &mut *buf) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "tracking helper exited at start")),
+                Ok(n) => buf = &mut buf[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The first child: a new session, then the helper as its own child, then `_exit`, so
+    /// the helper is re-parented to init and no zombie is left behind.
+    fn run_intermediate(socket: OwnedFd) -> ! {
+        let _ = rustix::process::setsid();
+        // SAFETY: as in `start_helper`: the grandchild runs only `run_helper`.
+        match unsafe { libc::fork() } {
+            0 => run_helper(socket),
+            // SAFETY: `_exit` skips atexit handlers and destructors that belong to the parent.
+            _ => unsafe { libc::_exit(0) },
+        }
+    }
+
+    fn run_helper(socket: OwnedFd) -> ! {
+        isolate(socket.as_raw_fd());
+        // So that `ps` and `top` say what it is (Linux; the name is at most 15 bytes).
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, c"shmkit-tracker".as_ptr());
+        }
+        let pid = std::process::id().to_ne_bytes();
+        let _ = rustix::net::send(&socket, &pid, send_flags());
+        let names = follow(&socket);
+        for name in names {
+            let _ = rustix::shm::unlink(format!("/{name}"));
+        }
+        // SAFETY: see `run_intermediate`.
+        unsafe { libc::_exit(0) }
+    }
+
+    /// Reads records until EOF; returns the names still registered then.
+    fn follow(socket: &OwnedFd) -> HashSet<String> {
+        let mut names = HashSet::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match rustix::io::read(socket.as_fd(), &mut chunk) {
+                Ok(0) => return names,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return names,
+            }
+            let mut used = 0;
+            while let Some(header) = pending.get(used..used + 3) {
+                let len = usize::from(u16::from_ne_bytes([header[1], header[2]]));
+                let Some(name) = pending.get(used + 3..used + 3 + len) else { break };
+                let name = String::from_utf8_lossy(name).into_owned();
+                if header[0] == ADD {
+                    names.insert(name);
+                } else {
+                    names.remove(&name);
+                }
+                used += 3 + len;
+            }
+            pending.drain(..used);
+        }
+    }
+
+    /// Detaches the helper from everything it inherited: other descriptors (sockets, the
+    /// creator's stdout and IPC channel, which would otherwise stay open for its readers),
+    /// signal handlers and the signal mask.
+    fn isolate(keep: i32) {
+        // SAFETY: plain system calls on descriptors and signal state owned by this process.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+            }
+            close_from(3, keep);
+            for signal in 1..32 {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            let mut all = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut all);
+            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        }
+    }
+
+    /// Closes every descriptor from `first` up, except `keep`.
+    fn close_from(first: i32, keep: i32) {
+        #[cfg(target_os = "linux")]
+        {
+            let close_range = |from: i32, to: u32| {
+                // SAFETY: close_range on a range of our own descriptors (Linux 5.9+).
+                from as u32 > to || unsafe { libc::syscall(libc::SYS_close_range, from as u32, to, 0) } == 0
+            };
+            if close_range(first, (keep - 1) as u32) && close_range(keep + 1, u32::MAX) {
+                return;
+            }
+        }
+        // SAFETY: getdtablesize has no preconditions.
+        let limit = unsafe { libc::getdtablesize() }.clamp(first, 65_536);
+        for fd in first..limit {
+            if fd != keep {
+                // SAFETY: closing a descriptor number this process may or may not have open.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
