@@ -169,7 +169,10 @@ test('the helper is a separate process in its own session, and only runs while s
   if (process.platform !== 'linux') return t.pass('reads /proc')
   const { child, report } = await start('sigterm')
   t.truthy(report.helper)
-  t.teardown(() => child.kill('SIGKILL'))
+  t.teardown(() => {
+    child.kill('SIGKILL')
+    SharedMemory.open(report.untracked).unlink()
+  })
   const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
   const [, ppid, pgrp, session] = stat(report.helper!).map(Number)
   const [, , creatorGroup, creatorSession] = stat(child.pid!).map(Number)

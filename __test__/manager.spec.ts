@@ -1,0 +1,90 @@
+import { inspect } from 'node:util'
+
+import test from 'ava'
+
+import { ShareableList, SharedMemory, SharedMemoryManager } from '../index.js'
+import { runChild } from './helpers.js'
+
+const exists = (name: string) => {
+  try {
+    SharedMemory.open(name).close()
+    return true
+  } catch (err) {
+    if ((err as { code: string }).code === 'ENOENT') return false
+    throw err
+  }
+}
+
+// Ported from CPython's _TestSharedMemory.test_shared_memory_SharedMemoryManager_basics.
+test('segments are gone after shutdown(); handles already held stay readable', (t) => {
+  const smm = new SharedMemoryManager()
+  t.is(smm.start(), smm)
+  t.is(smm.start(), smm, 'a second start() is harmless')
+  const lol = Array.from({ length: 5 }, (_, i) => smm.ShareableList(['howdy', i]))
+  const lom = Array.from({ length: 5 }, () => smm.SharedMemory(128))
+  const doppleganger = ShareableList.open(lol[0].shm.name)
+  t.is(doppleganger.length, 2, 'a list attached by name from a manager-made segment')
+  t.deepEqual(doppleganger.toArray(), ['howdy', 0])
+  doppleganger.close()
+  t.deepEqual(smm.segments.sort(), [...lol.map((l) => l.shm.name), ...lom.map((s) => s.name)].sort())
+  lom[0].buf.write('still readable')
+  smm.shutdown()
+  t.true(smm.closed)
+  for (const name of [...lol.map((l) => l.shm.name), ...lom.map((s) => s.name)]) t.false(exists(name), name)
+  t.is(lom[0].buf.toString('utf8', 0, 14), 'still readable')
+  t.is(lol[1].get(1), 1)
+  t.notThrows(() => smm.shutdown(), 'shutdown() is idempotent')
+  t.deepEqual(smm.segments, [])
+  t.throws(() => smm.SharedMemory(8), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => smm.ShareableList([1]), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => smm.start(), { code: 'ERR_SHM_CLOSED' })
+  for (const s of lom) s.close()
+  for (const l of lol) l.close()
+})
+
+test('segments are gone after the using block', (t) => {
+  let names: string[] = []
+  {
+    using smm = new SharedMemoryManager()
+    const sl = smm.ShareableList(['howdy', 42])
+    const shm = smm.SharedMemory(64)
+    names = [sl.shm.name, shm.name]
+    t.true(names.every(exists))
+  }
+  t.false(names.some(exists))
+})
+
+test('bad sizes and sequences through the manager fail cleanly and create nothing', (t) => {
+  using smm = new SharedMemoryManager()
+  t.throws(() => smm.SharedMemory(0), { code: 'ERR_SHM_INVALID_SIZE' })
+  t.throws(() => smm.SharedMemory(-5), { code: 'ERR_SHM_INVALID_SIZE' })
+  t.throws(() => smm.ShareableList([{} as never]), { code: 'ERR_SHM_UNSUPPORTED_TYPE' })
+  t.throws(() => smm.ShareableList(5 as never), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.deepEqual(smm.segments, [])
+  t.is(smm.ShareableList().length, 0)
+  t.is(smm.segments.length, 1)
+})
+
+test('console.log shows the manager’s segments', (t) => {
+  const smm = new SharedMemoryManager()
+  const shm = smm.SharedMemory(16)
+  t.is(inspect(smm), `SharedMemoryManager([ '${shm.name}' ])`)
+  smm.shutdown()
+  t.is(inspect(smm), 'SharedMemoryManager(shut down)')
+  shm.close()
+})
+
+test('garbage collection of a manager and all its segments unlinks them', async (t) => {
+  const { code, stderr, messages } = await runChild('manager-gc.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(code, 0, stderr)
+  const [{ names, beforeGc, afterGc, heldAfterGc }] = messages as Array<{
+    names: string[]
+    beforeGc: boolean[]
+    afterGc: boolean[]
+    heldAfterGc: boolean
+  }>
+  t.is(names.length, 3)
+  t.deepEqual(beforeGc, [true, true, true])
+  t.deepEqual(afterGc, [false, false, false])
+  t.true(heldAfterGc, 'a manager kept alive by a segment it handed out keeps its segments')
+})
