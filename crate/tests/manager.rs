@@ -1,0 +1,90 @@
+//! The manager and the tracker on the real OS, with real processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shmkit_core::{tracker, unlink, Manager, Segment, SegmentOptions};
+
+fn exists(name: &str) -> bool {
+    Segment::open(name).is_ok()
+}
+
+#[test]
+fn shutdown_unlinks_and_forbids_more() {
+    let mut manager = Manager::new();
+    let a = manager.create(100).unwrap();
+    let b = manager.create_named(&format!("shmkit_mgr_{}", std::process::id()), 50).unwrap();
+    assert_eq!(manager.segments(), [a.name().to_owned(), b.name().to_owned()]);
+    assert!(a.write_at(0, b"kept"));
+    manager.shutdown();
+    assert!(!exists(a.name()) && !exists(b.name()));
+    let mut got = [0u8; 4];
+    assert!(a.read_at(0, &mut got), "handles stay readable after shutdown");
+    assert_eq!(&got, b"kept");
+    assert_eq!(manager.create(10).unwrap_err().code(), "ERR_SHM_CLOSED");
+    manager.shutdown();
+}
+
+#[test]
+fn drop_unlinks_even_what_the_user_unlinked_first() {
+    let mut manager = Manager::new();
+    let a = manager.create(10).unwrap();
+    let b = manager.create(10).unwrap();
+    b.unlink().unwrap();
+    drop(manager);
+    assert!(!exists(a.name()));
+}
+
+/// Run by `a_killed_creator_leaves_nothing` in a child process.
+#[test]
+#[ignore = "child half of a_killed_creator_leaves_nothing"]
+fn child_creates_tracked_segments_and_waits() {
+    let tracked = SegmentOptions::new().track(true).create(4096).unwrap();
+    let mut manager = Manager::new();
+    let managed = manager.create(4096).unwrap();
+    let untracked = SegmentOptions::new().create(64).unwrap();
+    println!("\nNAMES {} {} {} {}", tracked.name(), managed.name(), untracked.name(), tracker::helper_pid().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_creator_leaves_nothing_tracked() {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_creates_tracked_segments_and_waits", "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !line.starts_with("NAMES ") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+    }
+    let fields: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+    let (tracked, managed, untracked) = (&fields[0], &fields[1], &fields[2]);
+    assert!(exists(tracked) && exists(managed) && exists(untracked));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (exists(tracked) || exists(managed)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = (exists(tracked), exists(managed), exists(untracked));
+    unlink(untracked).unwrap();
+    assert_eq!(left, (false, false, true), "tracked, managed gone; untracked stays");
+}
+
+#[cfg(unix)]
+#[test]
+fn unlink_forgets_tracking_in_this_process() {
+    let seg = SegmentOptions::new().track(true).create(16).unwrap();
+    assert!(tracker::helper_pid().is_some());
+    seg.unlink().unwrap();
+    // Re-create the name untracked: the helper must not unlink it later.
+    let name = seg.name().to_owned();
+    drop(seg);
+    let again = SegmentOptions::new().name(shmkit_core::ShmName::new(&name).unwrap()).create(16).unwrap();
+    again.unlink().unwrap();
+}
