@@ -1,16 +1,20 @@
 import { execFileSync, fork, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
 let counter = 0
-/** A name no other test (or test run) uses: prefix, pid, counter, random. */
+/**
+ * A name no other test (or test run) uses: prefix, tag, pid, counter, random — at most 30
+ * bytes, macOS's limit, for tags of up to 6 characters.
+ */
 export function uniqueName(tag = 't'): string {
   counter += 1
-  return `shmkit_${tag}_${process.pid}_${counter}_${Math.random().toString(16).slice(2, 8)}`
+  const random = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')
+  return `shmkit_${tag.slice(0, 6)}_${process.pid.toString(36)}${counter.toString(36)}${random}`
 }
 
 /** Whether /dev/shm has an entry for this segment name (Linux). */
@@ -58,7 +62,10 @@ export function pythons(): Python[] {
       if (existsSync(exe)) candidates.push(exe)
     }
   }
-  candidates.push('python3')
+  // SHMKIT_PYTHONS (paths separated by the OS's delimiter) names interpreters explicitly,
+  // as the GitHub workflow does with setup-python's outputs.
+  for (const exe of (process.env.SHMKIT_PYTHONS ?? '').split(delimiter).filter(Boolean)) candidates.push(exe)
+  candidates.push('python3', 'python')
   const seen = new Map<string, Python>()
   for (const exe of candidates) {
     const probe = spawnSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' })
@@ -88,12 +95,16 @@ export function runPython(py: Python, code: string, args: string[] = []): string
  * 3.13+, `resource_tracker.unregister` before that.
  */
 export const PY_ATTACH = `
-import sys
+import os, sys
 from multiprocessing import shared_memory, resource_tracker
+def untrack(shm):
+    # Windows has no resource tracker: sections die with their last handle.
+    if os.name == "posix":
+        resource_tracker.unregister(shm._name, "shared_memory")
 def attach(name):
     if sys.version_info >= (3, 13):
         return shared_memory.SharedMemory(name=name, track=False)
     shm = shared_memory.SharedMemory(name=name)
-    resource_tracker.unregister(shm._name, "shared_memory")
+    untrack(shm)
     return shm
 `

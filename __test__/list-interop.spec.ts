@@ -15,7 +15,7 @@ from multiprocessing import resource_tracker
 def attach_list(name):
     # ShareableList(name=...) has no track argument, even on 3.13: unregister by hand.
     sl = shared_memory.ShareableList(name=name)
-    resource_tracker.unregister(sl.shm._name, "shared_memory")
+    untrack(sl.shm)
     return sl
 def show(v):
     if isinstance(v, bytes):
@@ -25,12 +25,13 @@ def show(v):
 
 for (const py of pythons()) {
   test(`Python ${py.label} creates a list; Node reads it, changes items and types; Python sees the changes`, (t) => {
+    if (process.platform === 'win32') return t.pass('a Windows section dies with its creator’s last handle; the other direction covers Windows')
     const name = uniqueName(`pl${py.version[1]}`)
     runPython(
       py,
       `${PY_ATTACH_LIST}
 sl = shared_memory.ShareableList(['howdy', b'HoWdY', -273.154, 100, None, True, 42, 'héllo'], name=sys.argv[1])
-resource_tracker.unregister(sl.shm._name, "shared_memory")
+untrack(sl.shm)
 sl.shm.close()
 `,
       [name],

@@ -12,6 +12,7 @@ test('CPython 3.9 or newer is present for the interop tests', (t) => {
 
 for (const py of found) {
   test(`Python ${py.label} creates, Node opens, reads and writes, Python sees it`, (t) => {
+    if (process.platform === 'win32') return t.pass('a Windows section dies with its creator’s last handle; the other direction covers Windows')
     const name = uniqueName(`py${py.version[1]}`)
     // Python creates the segment, writes bytes, and must not unlink it when it exits.
     runPython(
@@ -19,7 +20,7 @@ for (const py of found) {
       `${PY_ATTACH}
 from multiprocessing import shared_memory, resource_tracker
 shm = shared_memory.SharedMemory(name=sys.argv[1], create=True, size=4096)
-resource_tracker.unregister(shm._name, "shared_memory")
+untrack(shm)
 shm.buf[:11] = b"from python"
 shm.close()
 `,

@@ -96,6 +96,11 @@ function shmkit() {
       s.close()
       s.unlink()
     }),
+    createTracked: medianRound(() => {
+      const s = SharedMemory.create(SIZE)
+      s.close()
+      s.unlink()
+    }),
     createSparse: medianRound(() => {
       const s = SharedMemory.create(SIZE, { track: false, reserve: false })
       s.close()
@@ -197,6 +202,10 @@ if (pyList) {
   }
   targets.push(['toArray() ≥ 50× faster than CPython list()', pyList.toArray600 / nodeList.toArray600, (r) => r >= 50])
 }
+console.log(
+  `\ntracked create+close+unlink: ${fmt(node.createTracked)} vs track: false ${fmt(node.create)} ` +
+    `(${ratio(node.createTracked, node.create)}; tracking adds ${fmt(node.createTracked - node.create)} per create)\n`,
+)
 for (const [what, r, met] of targets) console.log(`${met(r) ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}×`)
 
 const results = {

@@ -14,7 +14,7 @@ fn exists(name: &str) -> bool {
 fn shutdown_unlinks_and_forbids_more() {
     let mut manager = Manager::new();
     let a = manager.create(100).unwrap();
-    let b = manager.create_named(&format!("shmkit_mgr_{}", std::process::id()), 50).unwrap();
+    let b = manager.create_named(&format!("shmkit_mgr_{:x}", std::process::id()), 50).unwrap();
     assert_eq!(manager.segments(), [a.name().to_owned(), b.name().to_owned()]);
     assert!(a.write_at(0, b"kept"));
     manager.shutdown();

@@ -11,8 +11,11 @@ impl Drop for Cleanup {
     }
 }
 
+/// Short enough for macOS's 30-byte limit: `shmkit_` + tag + pid + 8 random hex digits.
 fn unique(tag: &str) -> String {
-    format!("shmkit_t_{tag}_{}_{}", std::process::id(), ShmName::random().as_str())
+    let random = ShmName::random();
+    let hex = &random.as_str()[random.as_str().len() - 8..];
+    format!("shmkit_{tag}_{:x}{hex}", std::process::id())
 }
 
 #[test]
