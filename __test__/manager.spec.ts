@@ -30,7 +30,10 @@ test('segments are gone after shutdown(); handles already held stay readable', (
   lom[0].buf.write('still readable')
   smm.shutdown()
   t.true(smm.closed)
-  for (const name of [...lol.map((l) => l.shm.name), ...lom.map((s) => s.name)]) t.false(exists(name), name)
+  // On Windows a section lives while any handle is open: check once ours are closed.
+  if (process.platform !== 'win32') {
+    for (const name of [...lol.map((l) => l.shm.name), ...lom.map((s) => s.name)]) t.false(exists(name), name)
+  }
   t.is(lom[0].buf.toString('utf8', 0, 14), 'still readable')
   t.is(lol[1].get(1), 1)
   t.notThrows(() => smm.shutdown(), 'shutdown() is idempotent')
@@ -40,6 +43,7 @@ test('segments are gone after shutdown(); handles already held stay readable', (
   t.throws(() => smm.start(), { code: 'ERR_SHM_CLOSED' })
   for (const s of lom) s.close()
   for (const l of lol) l.close()
+  for (const name of [...lol.map((l) => l.shm.name), ...lom.map((s) => s.name)]) t.false(exists(name), name)
 })
 
 test('segments are gone after the using block', (t) => {

@@ -11,7 +11,8 @@ test('child_process.fork: the child opens by name and writes, the parent sees it
   t.teardown(() => shm.unlink())
   const { code, messages, stderr } = await runChild('child-writes.cjs', [shm.name, 'written by the child'])
   t.is(code, 0, stderr)
-  t.deepEqual(messages, [{ size: 256 }])
+  // Attaching sees the OS's size: exact on Linux, page-rounded on macOS and Windows.
+  t.true((messages[0] as { size: number }).size >= 256)
   t.is(shm.buf.toString('utf8', 0, 20), 'written by the child')
   shm.close()
 })

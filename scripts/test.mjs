@@ -2,6 +2,7 @@
 // no segment the run left behind. Exits non-zero if any step fails.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 
 const SHM_DIR = '/dev/shm'
 const OURS = /^(psm_|shmkit)/
@@ -19,7 +20,8 @@ function run(command, args) {
 
 const before = new Set(segments())
 run('cargo', ['test', '--workspace', '--release'])
-run('npx', ['ava', ...process.argv.slice(2)])
+// ava's CLI through this Node, not `npx` (a .cmd shim on Windows that spawn cannot run).
+run(process.execPath, [fileURLToPath(new URL('../node_modules/ava/entrypoints/cli.mjs', import.meta.url)), ...process.argv.slice(2)])
 
 const leaked = segments().filter((n) => !before.has(n))
 if (leaked.length > 0) {

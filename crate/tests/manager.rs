@@ -18,6 +18,8 @@ fn shutdown_unlinks_and_forbids_more() {
     assert_eq!(manager.segments(), [a.name().to_owned(), b.name().to_owned()]);
     assert!(a.write_at(0, b"kept"));
     manager.shutdown();
+    // Windows: a section lives while a handle is open; there `unlink` has nothing to do.
+    #[cfg(unix)]
     assert!(!exists(a.name()) && !exists(b.name()));
     let mut got = [0u8; 4];
     assert!(a.read_at(0, &mut got), "handles stay readable after shutdown");
@@ -33,6 +35,7 @@ fn drop_unlinks_even_what_the_user_unlinked_first() {
     let b = manager.create(10).unwrap();
     b.unlink().unwrap();
     drop(manager);
+    #[cfg(unix)]
     assert!(!exists(a.name()));
 }
 
