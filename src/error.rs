@@ -42,6 +42,9 @@ pub fn check(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
     if status == napi::sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(error(Code("ERR_SHM_NAPI"), format!("{what} failed with Node-API status {status}")))
+        Err(error(
+            Code("ERR_SHM_NAPI"),
+            format!("{what} failed with Node-API status {status}"),
+        ))
     }
 }

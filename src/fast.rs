@@ -25,7 +25,10 @@ pub fn install(env: &Env, prototype: sys::napi_value, collect: sys::napi_value) 
     let mut collect_ref = ptr::null_mut();
     // SAFETY: `collect` is a live function of this env. The reference lives as long as the env
     // (the toArray function that holds it in `data` is on the prototype for good).
-    check(unsafe { sys::napi_create_reference(raw, collect, 1, &mut collect_ref) }, "napi_create_reference")?;
+    check(
+        unsafe { sys::napi_create_reference(raw, collect, 1, &mut collect_ref) },
+        "napi_create_reference",
+    )?;
     let methods: [(&str, sys::napi_callback, *mut c_void); 3] = [
         ("get", Some(get), ptr::null_mut()),
         ("set", Some(set), ptr::null_mut()),
@@ -35,12 +38,24 @@ pub fn install(env: &Env, prototype: sys::napi_value, collect: sys::napi_value) 
         let mut function = ptr::null_mut();
         // SAFETY: `name` is valid for its length; `callback` is an extern "C" fn of the right type.
         check(
-            unsafe { sys::napi_create_function(raw, name.as_ptr().cast(), name.len() as isize, callback, data, &mut function) },
+            unsafe {
+                sys::napi_create_function(
+                    raw,
+                    name.as_ptr().cast(),
+                    name.len() as isize,
+                    callback,
+                    data,
+                    &mut function,
+                )
+            },
             "napi_create_function",
         )?;
         let key = std::ffi::CString::new(name).expect("method names have no NUL");
         // SAFETY: `prototype` is an object of this env; `key` is NUL-terminated.
-        check(unsafe { sys::napi_set_named_property(raw, prototype, key.as_ptr(), function) }, "napi_set_named_property")?;
+        check(
+            unsafe { sys::napi_set_named_property(raw, prototype, key.as_ptr(), function) },
+            "napi_set_named_property",
+        )?;
     }
     Ok(())
 }
@@ -60,12 +75,18 @@ unsafe fn call(
         let mut this = ptr::null_mut();
         let mut data = ptr::null_mut();
         // SAFETY: all out-pointers are valid; `argv` has room for `argc` values.
-        check(unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut data) }, "napi_get_cb_info")?;
+        check(
+            unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut data) },
+            "napi_get_cb_info",
+        )?;
         let env = Env::from_raw(env);
         // Missing arguments read as `undefined`.
         for slot in argv.iter_mut().skip(argc.min(MAX_ARGS)) {
             // SAFETY: valid out-pointer.
-            check(unsafe { sys::napi_get_undefined(env.raw(), slot) }, "napi_get_undefined")?;
+            check(
+                unsafe { sys::napi_get_undefined(env.raw(), slot) },
+                "napi_get_undefined",
+            )?;
         }
         // SAFETY: `this` is the receiver of the current call.
         let list = unsafe { receiver(&env, this) }?;
@@ -79,7 +100,10 @@ unsafe fn call(
             ptr::null_mut()
         }
         Err(_) => {
-            let err = error(Code("ERR_SHM_PANIC"), "internal error in shmkit (a Rust panic); the list is unchanged");
+            let err = error(
+                Code("ERR_SHM_PANIC"),
+                "internal error in shmkit (a Rust panic); the list is unchanged",
+            );
             // SAFETY: `env` is the env of the current call.
             unsafe { JsError::from(err).throw_into(env) };
             ptr::null_mut()
@@ -137,7 +161,10 @@ unsafe extern "C" fn to_array(env: sys::napi_env, info: sys::napi_callback_info)
         call(env, info, |env, list, _, data| {
             let raw = env.raw();
             let mut collect = ptr::null_mut();
-            check(sys::napi_get_reference_value(raw, data.cast(), &mut collect), "napi_get_reference_value")?;
+            check(
+                sys::napi_get_reference_value(raw, data.cast(), &mut collect),
+                "napi_get_reference_value",
+            )?;
             let mut undefined = ptr::null_mut();
             check(sys::napi_get_undefined(raw, &mut undefined), "napi_get_undefined")?;
             VALUES.with(|values| {
@@ -146,7 +173,10 @@ unsafe extern "C" fn to_array(env: sys::napi_env, info: sys::napi_callback_info)
                 let mut result = ptr::null_mut();
                 for (n, chunk) in values.chunks(CHUNK).enumerate() {
                     let mut part = ptr::null_mut();
-                    check(sys::napi_call_function(raw, undefined, collect, chunk.len(), chunk.as_ptr(), &mut part), "collect")?;
+                    check(
+                        sys::napi_call_function(raw, undefined, collect, chunk.len(), chunk.as_ptr(), &mut part),
+                        "collect",
+                    )?;
                     if n == 0 {
                         result = part;
                     } else {
@@ -168,12 +198,18 @@ unsafe fn append(raw: sys::napi_env, target: sys::napi_value, part: sys::napi_va
     let (mut start, mut len) = (0u32, 0u32);
     // SAFETY: both are arrays made in this env.
     unsafe {
-        check(sys::napi_get_array_length(raw, target, &mut start), "napi_get_array_length")?;
+        check(
+            sys::napi_get_array_length(raw, target, &mut start),
+            "napi_get_array_length",
+        )?;
         check(sys::napi_get_array_length(raw, part, &mut len), "napi_get_array_length")?;
         for i in 0..len {
             let mut element = ptr::null_mut();
             check(sys::napi_get_element(raw, part, i, &mut element), "napi_get_element")?;
-            check(sys::napi_set_element(raw, target, start + i, element), "napi_set_element")?;
+            check(
+                sys::napi_set_element(raw, target, start + i, element),
+                "napi_set_element",
+            )?;
         }
     }
     Ok(())

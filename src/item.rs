@@ -47,23 +47,40 @@ pub fn from_js(env: &Env, value: sys::napi_value) -> Result<OwnedItem, Code> {
         sys::ValueType::napi_number => {
             let mut v = 0f64;
             // SAFETY: `value` is a number, as napi_typeof just said.
-            check(unsafe { sys::napi_get_value_double(raw, value, &mut v) }, "napi_get_value_double")?;
+            check(
+                unsafe { sys::napi_get_value_double(raw, value, &mut v) },
+                "napi_get_value_double",
+            )?;
             let safe_integer = v.fract() == 0.0 && v.abs() <= MAX_SAFE_INTEGER && !(v == 0.0 && v.is_sign_negative());
-            Ok(if safe_integer { OwnedItem::Int(v as i64) } else { OwnedItem::Float(v) })
+            Ok(if safe_integer {
+                OwnedItem::Int(v as i64)
+            } else {
+                OwnedItem::Float(v)
+            })
         }
         sys::ValueType::napi_bigint => {
             let (mut v, mut lossless) = (0i64, false);
             // SAFETY: `value` is a bigint, as napi_typeof just said.
-            check(unsafe { sys::napi_get_value_bigint_int64(raw, value, &mut v, &mut lossless) }, "napi_get_value_bigint_int64")?;
+            check(
+                unsafe { sys::napi_get_value_bigint_int64(raw, value, &mut v, &mut lossless) },
+                "napi_get_value_bigint_int64",
+            )?;
             if !lossless {
-                return Err(range_error(env, Code("ERR_OUT_OF_RANGE"), "bigint is outside int64 (-2^63 .. 2^63-1)"));
+                return Err(range_error(
+                    env,
+                    Code("ERR_OUT_OF_RANGE"),
+                    "bigint is outside int64 (-2^63 .. 2^63-1)",
+                ));
             }
             Ok(OwnedItem::Int(v))
         }
         sys::ValueType::napi_boolean => {
             let mut v = false;
             // SAFETY: `value` is a boolean, as napi_typeof just said.
-            check(unsafe { sys::napi_get_value_bool(raw, value, &mut v) }, "napi_get_value_bool")?;
+            check(
+                unsafe { sys::napi_get_value_bool(raw, value, &mut v) },
+                "napi_get_value_bool",
+            )?;
             Ok(OwnedItem::Bool(v))
         }
         sys::ValueType::napi_null => Ok(OwnedItem::None),
@@ -89,7 +106,10 @@ fn unsupported(what: &str) -> Error<Code> {
 fn string_from_js(raw: sys::napi_env, value: sys::napi_value) -> Result<String, Code> {
     let mut len = 0usize;
     // SAFETY: `value` is a string; a null buffer asks only for the UTF-8 length.
-    check(unsafe { sys::napi_get_value_string_utf8(raw, value, ptr::null_mut(), 0, &mut len) }, "napi_get_value_string_utf8")?;
+    check(
+        unsafe { sys::napi_get_value_string_utf8(raw, value, ptr::null_mut(), 0, &mut len) },
+        "napi_get_value_string_utf8",
+    )?;
     let mut bytes = vec![0u8; len + 1];
     let mut written = 0usize;
     // SAFETY: `bytes` has room for `len` bytes plus the NUL Node-API writes.
@@ -106,14 +126,28 @@ fn string_from_js(raw: sys::napi_env, value: sys::napi_value) -> Result<String, 
 fn uint8_array_bytes(raw: sys::napi_env, value: sys::napi_value) -> Result<Option<Vec<u8>>, Code> {
     let mut is_typed_array = false;
     // SAFETY: `value` is a live object of this env.
-    check(unsafe { sys::napi_is_typedarray(raw, value, &mut is_typed_array) }, "napi_is_typedarray")?;
+    check(
+        unsafe { sys::napi_is_typedarray(raw, value, &mut is_typed_array) },
+        "napi_is_typedarray",
+    )?;
     if !is_typed_array {
         return Ok(None);
     }
-    let (mut kind, mut len, mut data, mut array_buffer, mut offset) = (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    let (mut kind, mut len, mut data, mut array_buffer, mut offset) =
+        (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
     // SAFETY: `value` is a typed array; every out-pointer is valid.
     check(
-        unsafe { sys::napi_get_typedarray_info(raw, value, &mut kind, &mut len, &mut data, &mut array_buffer, &mut offset) },
+        unsafe {
+            sys::napi_get_typedarray_info(
+                raw,
+                value,
+                &mut kind,
+                &mut len,
+                &mut data,
+                &mut array_buffer,
+                &mut offset,
+            )
+        },
         "napi_get_typedarray_info",
     )?;
     if kind != sys::TypedarrayType::uint8_array {
@@ -123,7 +157,9 @@ fn uint8_array_bytes(raw: sys::napi_env, value: sys::napi_value) -> Result<Optio
         return Ok(Some(Vec::new()));
     }
     // SAFETY: Node-API reports `data` valid for `len` bytes; JS cannot run during this copy.
-    Ok(Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec()))
+    Ok(Some(
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec(),
+    ))
 }
 
 /// Converts an item read from a segment into a fresh JS value.

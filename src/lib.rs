@@ -26,7 +26,8 @@ pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
     let hooks: Object = install.call(exports)?.coerce_to_object()?;
     let prototype: Object = hooks.get_named_property("listPrototype")?;
     let collect: Unknown = hooks.get_named_property("collect")?;
-    fast::install(&env, prototype.raw(), collect.raw()).map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
+    fast::install(&env, prototype.raw(), collect.raw())
+        .map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
 }
 
 /// The pid of this process's cleanup helper while one runs (it unlinks tracked segments if

@@ -35,7 +35,10 @@ impl ShareableList {
     /// Creates a list holding the items of `sequence` (any iterable; none: an empty list),
     /// or, with only `options.name`, attaches to an existing list, as CPython's
     /// `ShareableList(sequence=None, *, name=None)`.
-    #[napi(constructor, ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null")]
+    #[napi(
+        constructor,
+        ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null"
+    )]
     pub fn new(env: Env, sequence: Option<Unknown>, options: Option<ShareableListOptions>) -> Result<Self, Code> {
         let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
@@ -93,14 +96,18 @@ impl ShareableList {
     }
 
     pub(crate) fn wrap(env: Env, shm: SharedMemory, layout: Layout) -> Result<Self, Code> {
-        let shm = shm.into_reference(env).map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
+        let shm = shm
+            .into_reference(env)
+            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
         Ok(ShareableList { shm, layout })
     }
 
     /// The segment holding the list (the same object on every access).
     #[napi(getter)]
     pub fn shm(&self, env: Env) -> Result<Reference<SharedMemory>, Code> {
-        self.shm.clone(env).map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))
+        self.shm
+            .clone(env)
+            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))
     }
 
     /// Number of items (fixed at creation).
@@ -119,7 +126,10 @@ impl ShareableList {
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
     pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
         let position = self.position(env, index)?;
-        let item = self.layout.get(self.bytes()?, position).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        let item = self
+            .layout
+            .get(self.bytes()?, position)
+            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
         to_js(env.raw(), &item)
     }
 
@@ -147,7 +157,10 @@ impl ShareableList {
     #[napi(ts_args_type = "value: Item")]
     pub fn count(&self, env: Env, value: Unknown) -> Result<u32, Code> {
         let needle = from_js(&env, value.raw())?;
-        let count = self.layout.count(self.bytes()?, &needle.item()).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        let count = self
+            .layout
+            .count(self.bytes()?, &needle.item())
+            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
         Ok(count as u32)
     }
 
@@ -156,10 +169,16 @@ impl ShareableList {
     #[napi(ts_args_type = "value: Item")]
     pub fn index(&self, env: Env, value: Unknown) -> Result<u32, Code> {
         let needle = from_js(&env, value.raw())?;
-        let found = self.layout.index_of(self.bytes()?, &needle.item()).map_err(|e| corrupt_in(&self.shm.name(), e))?;
-        found
-            .map(|i| i as u32)
-            .ok_or_else(|| error(Code("ERR_SHM_VALUE_NOT_FOUND"), format!("{} is not in the list", needle.item())))
+        let found = self
+            .layout
+            .index_of(self.bytes()?, &needle.item())
+            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
+        found.map(|i| i as u32).ok_or_else(|| {
+            error(
+                Code("ERR_SHM_VALUE_NOT_FOUND"),
+                format!("{} is not in the list", needle.item()),
+            )
+        })
     }
 
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
@@ -168,6 +187,7 @@ impl ShareableList {
         self.shm.close(&env)
     }
 
+    #[allow(clippy::mut_from_ref)] // the mapping is shared memory; see the SAFETY note
     fn bytes(&self) -> Result<&mut [u8], Code> {
         let segment = self.shm.segment()?;
         // SAFETY: JS is single-threaded in this env and cannot run during this native call,
@@ -185,12 +205,20 @@ impl ShareableList {
         }
         let len = self.layout.len();
         if number.fract() != 0.0 || !number.is_finite() {
-            return Err(range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {number} is not an integer")));
+            return Err(range_error(
+                env,
+                Code("ERR_OUT_OF_RANGE"),
+                format!("index out of range: {number} is not an integer"),
+            ));
         }
         let index = number.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
-        self.layout
-            .position(index)
-            .map_err(|_| range_error(env, Code("ERR_OUT_OF_RANGE"), format!("index out of range: {index} (the list has {len} items)")))
+        self.layout.position(index).map_err(|_| {
+            range_error(
+                env,
+                Code("ERR_OUT_OF_RANGE"),
+                format!("index out of range: {index} (the list has {len} items)"),
+            )
+        })
     }
 }
 
@@ -206,7 +234,10 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         unsafe { sequence.cast() }.map_err(napi_err)?
     } else {
         if !is_iterable(env, &sequence).map_err(napi_err)? {
-            return Err(error(INVALID_ARG_TYPE, "sequence must be an iterable (an array, a generator, a Set, …) or null"));
+            return Err(error(
+                INVALID_ARG_TYPE,
+                "sequence must be an iterable (an array, a generator, a Set, …) or null",
+            ));
         }
         let global = env.get_global().map_err(napi_err)?;
         let array_ctor: Unknown = global.get_named_property("Array").map_err(napi_err)?;
@@ -214,7 +245,9 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         let array_ctor: Object = unsafe { array_ctor.cast() }.map_err(napi_err)?;
         let from: Function<Unknown, Unknown> = array_ctor.get_named_property("from").map_err(napi_err)?;
         // An exception thrown by the iterable (a failing generator) propagates as it is.
-        let converted = from.apply(array_ctor, sequence).map_err(|_| Error::new(crate::error::PENDING, String::new()))?;
+        let converted = from
+            .apply(array_ctor, sequence)
+            .map_err(|_| Error::new(crate::error::PENDING, String::new()))?;
         // SAFETY: Array.from always returns an array.
         unsafe { converted.cast() }.map_err(napi_err)?
     };

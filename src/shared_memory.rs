@@ -82,10 +82,15 @@ impl SharedMemory {
             mode: None,
         });
         if options.create.unwrap_or(false) {
-            let size = options.size.ok_or_else(|| {
-                error(INVALID_SIZE, "'size' must be a positive number different from zero")
-            })?;
-            let create = CreateOptions { name: options.name, track: options.track, reserve: options.reserve, mode: options.mode };
+            let size = options
+                .size
+                .ok_or_else(|| error(INVALID_SIZE, "'size' must be a positive number different from zero"))?;
+            let create = CreateOptions {
+                name: options.name,
+                track: options.track,
+                reserve: options.reserve,
+                mode: options.mode,
+            };
             return Self::create(size, Some(create));
         }
         match options.name {
@@ -98,12 +103,19 @@ impl SharedMemory {
     #[napi(factory)]
     pub fn create(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
         let size = checked_size(size)?;
-        let options = options.unwrap_or(CreateOptions { name: None, track: None, reserve: None, mode: None });
+        let options = options.unwrap_or(CreateOptions {
+            name: None,
+            track: None,
+            reserve: None,
+            mode: None,
+        });
         let mut builder = SegmentOptions::new();
         if let Some(name) = &options.name {
             builder.name(ShmName::new(name).map_err(from_core)?);
         }
-        builder.reserve(options.reserve.unwrap_or(true)).track(options.track.unwrap_or(true));
+        builder
+            .reserve(options.reserve.unwrap_or(true))
+            .track(options.track.unwrap_or(true));
         if let Some(mode) = options.mode {
             builder.mode(mode);
         }
@@ -131,7 +143,10 @@ impl SharedMemory {
 
     /// A handle on a segment that `owner` made (and will unlink).
     pub(crate) fn owned_by(segment: Segment, owner: Reference<SharedMemoryManager>) -> Self {
-        SharedMemory { owner: Some(owner), ..Self::wrap(segment, true) }
+        SharedMemory {
+            owner: Some(owner),
+            ..Self::wrap(segment, true)
+        }
     }
 
     /// The segment's name as Python shows it (`psm_1a2b…`, no leading slash).
@@ -211,7 +226,10 @@ impl SharedMemory {
     /// `{ name, size }`, so `JSON.stringify` passes a segment to another process.
     #[napi(js_name = "toJSON")]
     pub fn to_json(&self) -> SharedMemoryJson {
-        SharedMemoryJson { name: self.name.clone(), size: self.size as f64 }
+        SharedMemoryJson {
+            name: self.name.clone(),
+            size: self.size as f64,
+        }
     }
 }
 
@@ -235,5 +253,10 @@ pub(crate) fn checked_size(size: f64) -> Result<usize, Code> {
             format!("'size' must be a positive safe integer number of bytes, got {size}"),
         ));
     }
-    usize::try_from(size as u64).map_err(|_| error(Code("ERR_SHM_INVALID_SIZE"), format!("size {size} does not fit this platform")))
+    usize::try_from(size as u64).map_err(|_| {
+        error(
+            Code("ERR_SHM_INVALID_SIZE"),
+            format!("size {size} does not fit this platform"),
+        )
+    })
 }

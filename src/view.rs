@@ -60,15 +60,24 @@ impl View {
         }
         let mut reference = ptr::null_mut();
         // SAFETY: `buffer` is a live value of this env.
-        check(unsafe { sys::napi_create_reference(raw_env, buffer, 1, &mut reference) }, "napi_create_reference")?;
-        Ok(View { buffer: reference, share })
+        check(
+            unsafe { sys::napi_create_reference(raw_env, buffer, 1, &mut reference) },
+            "napi_create_reference",
+        )?;
+        Ok(View {
+            buffer: reference,
+            share,
+        })
     }
 
     /// The Buffer (same object every time).
     pub fn buffer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
         let mut value = ptr::null_mut();
         // SAFETY: `self.buffer` is a strong reference made in this env.
-        check(unsafe { sys::napi_get_reference_value(env.raw(), self.buffer, &mut value) }, "napi_get_reference_value")?;
+        check(
+            unsafe { sys::napi_get_reference_value(env.raw(), self.buffer, &mut value) },
+            "napi_get_reference_value",
+        )?;
         // SAFETY: `value` was just produced by this env.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
     }
@@ -87,7 +96,10 @@ impl View {
         let buffer = self.buffer(env)?;
         let array_buffer = array_buffer_of(env, buffer.raw())?;
         // SAFETY: `array_buffer` is a live ArrayBuffer of this env; external ones are detachable.
-        check(unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) }, "napi_detach_arraybuffer")?;
+        check(
+            unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) },
+            "napi_detach_arraybuffer",
+        )?;
         // No JS view can reach the memory any more: let go of the mapping now.
         self.share.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.release(env);
@@ -109,7 +121,15 @@ fn array_buffer_of(env: &Env, typed_array: sys::napi_value) -> Result<sys::napi_
     let mut offset = 0;
     // SAFETY: `typed_array` is a live Buffer (a Uint8Array) of this env; all out-pointers are valid.
     let status = unsafe {
-        sys::napi_get_typedarray_info(env.raw(), typed_array, &mut kind, &mut length, &mut data, &mut array_buffer, &mut offset)
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            typed_array,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut array_buffer,
+            &mut offset,
+        )
     };
     check(status, "napi_get_typedarray_info")?;
     Ok(array_buffer)

@@ -46,7 +46,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn os(op: &'static str, name: &str, source: io::Error) -> Self {
-        Error::Os { op, name: name.to_owned(), source }
+        Error::Os {
+            op,
+            name: name.to_owned(),
+            source,
+        }
     }
 
     /// A stable, POSIX-style code for the error: `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`, … for
@@ -107,7 +111,9 @@ impl std::error::Error for Error {
 #[cfg(unix)]
 fn errno_name(err: &io::Error) -> &'static str {
     use rustix::io::Errno;
-    let Some(raw) = err.raw_os_error() else { return kind_name(err.kind()) };
+    let Some(raw) = err.raw_os_error() else {
+        return kind_name(err.kind());
+    };
     match Errno::from_raw_os_error(raw) {
         Errno::NOENT => "ENOENT",
         Errno::EXIST => "EEXIST",
@@ -134,13 +140,13 @@ fn errno_name(err: &io::Error) -> &'static str {
 fn errno_name(err: &io::Error) -> &'static str {
     // Win32 codes from winerror.h, named as the POSIX errno Node would use for them.
     match err.raw_os_error() {
-        Some(2) | Some(3) => "ENOENT",         // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
-        Some(5) => "EACCES",                   // ERROR_ACCESS_DENIED
-        Some(8) | Some(14) => "ENOMEM",        // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
-        Some(80) | Some(183) => "EEXIST",      // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
-        Some(87) | Some(123) => "EINVAL",      // ERROR_INVALID_PARAMETER, ERROR_INVALID_NAME
-        Some(112) | Some(1455) => "ENOSPC",    // ERROR_DISK_FULL, ERROR_COMMITMENT_LIMIT
-        Some(206) => "ENAMETOOLONG",           // ERROR_FILENAME_EXCED_RANGE
+        Some(2) | Some(3) => "ENOENT",      // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
+        Some(5) => "EACCES",                // ERROR_ACCESS_DENIED
+        Some(8) | Some(14) => "ENOMEM",     // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
+        Some(80) | Some(183) => "EEXIST",   // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
+        Some(87) | Some(123) => "EINVAL",   // ERROR_INVALID_PARAMETER, ERROR_INVALID_NAME
+        Some(112) | Some(1455) => "ENOSPC", // ERROR_DISK_FULL, ERROR_COMMITMENT_LIMIT
+        Some(206) => "ENAMETOOLONG",        // ERROR_FILENAME_EXCED_RANGE
         _ => kind_name(err.kind()),
     }
 }

@@ -142,9 +142,15 @@ impl Layout {
         for item in items {
             let slot = slot_len(item);
             if slot > MAX_SLOT_LEN {
-                return Err(Error::ValueTooLarge { needed: slot, allocated: MAX_SLOT_LEN });
+                return Err(Error::ValueTooLarge {
+                    needed: slot,
+                    allocated: MAX_SLOT_LEN,
+                });
             }
-            end = end.checked_add(slot).ok_or(Error::ValueTooLarge { needed: usize::MAX, allocated: isize::MAX as usize })?;
+            end = end.checked_add(slot).ok_or(Error::ValueTooLarge {
+                needed: usize::MAX,
+                allocated: isize::MAX as usize,
+            })?;
             offsets.push(end);
         }
         Ok(Layout { offsets })
@@ -175,7 +181,9 @@ impl Layout {
         for i in 0..n {
             let (start, end) = (offsets[i], offsets[i + 1]);
             if end < start + 8 || (end - start) % SLOT_ALIGN != 0 {
-                return Err(corrupt(format!("slot {i} spans [{start}, {end}): not a positive multiple of 8 bytes")));
+                return Err(corrupt(format!(
+                    "slot {i} spans [{start}, {end}): not a positive multiple of 8 bytes"
+                )));
             }
         }
         let data_len = offsets[n];
@@ -183,7 +191,10 @@ impl Layout {
             .checked_add(data_start(n) + 9 * n)
             .ok_or_else(|| corrupt("offsets overflow"))?;
         if total > bytes.len() {
-            return Err(corrupt(format!("the list needs {total} bytes; the segment has {}", bytes.len())));
+            return Err(corrupt(format!(
+                "the list needs {total} bytes; the segment has {}",
+                bytes.len()
+            )));
         }
         let layout = Layout { offsets };
         for i in 0..n {
@@ -244,17 +255,20 @@ impl Layout {
 
     /// What the item at `index` currently holds, from its format and code.
     fn kind(&self, bytes: &[u8], index: usize) -> Result<Kind> {
-        let format = bytes.get(self.format_range(index)).ok_or_else(|| corrupt("formats run past the end"))?;
-        let code = *bytes.get(self.code_at(index)).ok_or_else(|| corrupt("codes run past the end"))?;
+        let format = bytes
+            .get(self.format_range(index))
+            .ok_or_else(|| corrupt("formats run past the end"))?;
+        let code = *bytes
+            .get(self.code_at(index))
+            .ok_or_else(|| corrupt("codes run past the end"))?;
         let kind = match (format, code) {
             (f, CODE_PLAIN) if f == FORMAT_INT => Kind::Int,
             (f, CODE_PLAIN) if f == FORMAT_FLOAT => Kind::Float,
             (f, CODE_PLAIN) if f == FORMAT_BOOL => Kind::Bool,
             (f, CODE_NONE) if f == FORMAT_NONE => Kind::None,
             (f, CODE_STR | CODE_BYTES) => {
-                let n = parse_string_format(f).ok_or_else(|| {
-                    corrupt(format!("item {index} has format {:?} with code {code}", show_format(f)))
-                })?;
+                let n = parse_string_format(f)
+                    .ok_or_else(|| corrupt(format!("item {index} has format {:?} with code {code}", show_format(f))))?;
                 if n > self.slot_len(index) {
                     return Err(corrupt(format!(
                         "item {index} claims {n} bytes in a {}-byte slot",
@@ -268,7 +282,10 @@ impl Layout {
                 }
             }
             (f, _) => {
-                return Err(corrupt(format!("item {index} has format {:?} with code {code}", show_format(f))))
+                return Err(corrupt(format!(
+                    "item {index} has format {:?} with code {code}",
+                    show_format(f)
+                )))
             }
         };
         Ok(kind)
@@ -281,7 +298,9 @@ impl Layout {
     /// [`Error::Corrupt`] when its format or code is invalid or a str is not UTF-8.
     pub fn get<'a>(&self, bytes: &'a [u8], index: usize) -> Result<Item<'a>> {
         let kind = self.kind(bytes, index)?;
-        let slot = bytes.get(self.slot_range(index)).ok_or_else(|| corrupt("slot past the end"))?;
+        let slot = bytes
+            .get(self.slot_range(index))
+            .ok_or_else(|| corrupt("slot past the end"))?;
         let item = match kind {
             Kind::Int => Item::Int(i64::from_ne_bytes(first8(slot))),
             Kind::Float => Item::Float(f64::from_ne_bytes(first8(slot))),
@@ -566,7 +585,13 @@ mod tests {
         let before = bytes.clone();
         let layout = Layout::read(&bytes).unwrap();
         let err = layout.set(&mut bytes, 0, &Item::Str("far too many")).unwrap_err();
-        assert!(matches!(err, Error::ValueTooLarge { needed: 12, allocated: 8 }));
+        assert!(matches!(
+            err,
+            Error::ValueTooLarge {
+                needed: 12,
+                allocated: 8
+            }
+        ));
         assert!(err.to_string().contains("exceeds available storage"));
         assert_eq!(bytes, before);
     }
@@ -577,7 +602,10 @@ mod tests {
         assert!(python_eq(&Item::Int(1), &Item::Bool(true)));
         assert!(python_eq(&Item::Float(0.0), &Item::Bool(false)));
         assert!(!python_eq(&Item::Float(f64::NAN), &Item::Float(f64::NAN)));
-        assert!(!python_eq(&Item::Int((1 << 53) + 1), &Item::Float(9_007_199_254_740_992.0)));
+        assert!(!python_eq(
+            &Item::Int((1 << 53) + 1),
+            &Item::Float(9_007_199_254_740_992.0)
+        ));
         assert!(!python_eq(&Item::Int(i64::MAX), &Item::Float(9.223_372_036_854_776e18)));
         assert!(!python_eq(&Item::Str("a"), &Item::Bytes(b"a")));
         assert!(python_eq(&Item::None, &Item::None));
@@ -588,7 +616,13 @@ mod tests {
     fn string_formats_parse_strictly() {
         assert_eq!(parse_string_format(b"8s\0\0\0\0\0\0"), Some(8));
         assert_eq!(parse_string_format(b"9999992s"), Some(9_999_992));
-        for bad in [&b"s\0\0\0\0\0\0\0"[..], b"08s\0\0\0\0\0", b"8s\0x\0\0\0\0", b"-8s\0\0\0\0\0", b"8\0\0\0\0\0\0\0"] {
+        for bad in [
+            &b"s\0\0\0\0\0\0\0"[..],
+            b"08s\0\0\0\0\0",
+            b"8s\0x\0\0\0\0",
+            b"-8s\0\0\0\0\0",
+            b"8\0\0\0\0\0\0\0",
+        ] {
             assert_eq!(parse_string_format(bad), None, "{bad:?}");
         }
     }

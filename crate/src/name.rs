@@ -54,7 +54,10 @@ impl ShmName {
             return invalid(format!("{:?} contains '/' after its first character", truncated(bare)));
         }
         if cfg!(windows) && bare.contains('\\') && !has_kernel_namespace(bare) {
-            return invalid(format!("{:?} contains '\\' outside a Global\\ or Local\\ prefix", truncated(bare)));
+            return invalid(format!(
+                "{:?} contains '\\' outside a Global\\ or Local\\ prefix",
+                truncated(bare)
+            ));
         }
         if bare == "." || bare == ".." {
             return invalid(format!("{bare:?} is not a segment name"));

@@ -171,7 +171,8 @@ mod unix {
     }
 
     fn start_helper() -> io::Result<Helper> {
-        let (ours, theirs) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+        let (ours, theirs) =
+            rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
         #[cfg(target_vendor = "apple")]
         rustix::net::sockopt::set_socket_nosigpipe(&ours, true)?;
         // SAFETY: the child only calls `run_intermediate`, which makes system calls and then
@@ -185,10 +186,16 @@ mod unix {
                 // The intermediate exits right after forking the helper; reap it.
                 let mut status = 0;
                 // SAFETY: `child` is our own child; `status` is a valid out-pointer.
-                while unsafe { libc::waitpid(child, &mut status, 0) } == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {}
+                while unsafe { libc::waitpid(child, &mut status, 0) } == -1
+                    && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+                {}
                 let mut pid = [0u8; 4];
                 read_exact(&ours, &mut pid)?;
-                Ok(Helper { socket: ours, pid: u32::from_ne_bytes(pid), started: Instant::now() })
+                Ok(Helper {
+                    socket: ours,
+                    pid: u32::from_ne_bytes(pid),
+                    started: Instant::now(),
+                })
             }
         }
     }
@@ -196,7 +203,12 @@ mod unix {
     fn read_exact(socket: &OwnedFd, mut buf: &mut [u8]) -> io::Result<()> {
         while !buf.is_empty() {
             match rustix::io::read(socket, &mut *buf) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "tracking helper exited at start")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "tracking helper exited at start",
+                    ))
+                }
                 Ok(n) => buf = &mut buf[n..],
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
@@ -250,7 +262,9 @@ mod unix {
             let mut used = 0;
             while let Some(header) = pending.get(used..used + 3) {
                 let len = usize::from(u16::from_ne_bytes([header[1], header[2]]));
-                let Some(name) = pending.get(used + 3..used + 3 + len) else { break };
+                let Some(name) = pending.get(used + 3..used + 3 + len) else {
+                    break;
+                };
                 let name = String::from_utf8_lossy(name).into_owned();
                 if header[0] == ADD {
                     names.insert(name);

@@ -4,7 +4,10 @@
 use shmkit_core::list::{Item, Layout};
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn encode(items: &[Item<'_>]) -> Vec<u8> {
@@ -20,10 +23,14 @@ fn read_all(bytes: &[u8]) -> Vec<Item<'_>> {
 }
 
 const MIXED: &str = "06000000000000000000000000000000080000000000000010000000000000001800000000000000200000000000000028000000000000003000000000000000010000000000000000000000000004400000000000000001000000000000000068c3a96c6c6f0000627974657300000071000000000000006400000000000000787878787878783f7878787878783f7838730000000000003873000000000000000000030102";
-const NINE_A: &str = "01000000000000000000000000000000100000000000000061616161616161616100000000000000313673000000000001";
-const NINE_A_THEN_7: &str = "01000000000000000000000000000000100000000000000007000000000000006100000000000000710000000000000000";
-const NINE_A_THEN_XY: &str = "01000000000000000000000000000000100000000000000078790000000000000000000000000000313673000000000001";
-const NINE_A_THEN_NONE: &str = "010000000000000000000000000000001000000000000000000000000000000061000000000000007878787878783f7803";
+const NINE_A: &str =
+    "01000000000000000000000000000000100000000000000061616161616161616100000000000000313673000000000001";
+const NINE_A_THEN_7: &str =
+    "01000000000000000000000000000000100000000000000007000000000000006100000000000000710000000000000000";
+const NINE_A_THEN_XY: &str =
+    "01000000000000000000000000000000100000000000000078790000000000000000000000000000313673000000000001";
+const NINE_A_THEN_NONE: &str =
+    "010000000000000000000000000000001000000000000000000000000000000061000000000000007878787878783f7803";
 const HOWDY: &str = "070000000000000000000000000000000800000000000000100000000000000018000000000000002000000000000000280000000000000030000000000000003800000000000000686f776479000000486f5764590000005839b4c8761271c06400000000000000000000000000000000000000000000012a0000000000000038730000000000003873000000000000640000000000000071000000000000007878787878783f78787878787878783f710000000000000001020000030000";
 const HOWDY_CHANGED: &str = "070000000000000000000000000000000800000000000000100000000000000018000000000000002000000000000000280000000000000030000000000000003800000000000000686f776479000000486f5764590000005839b4c8761271c02a00000000000000736f6d650000000000000000000000012a0000000000000038730000000000003873000000000000640000000000000071000000000000003873000000000000787878787878783f710000000000000001020000010000";
 const EDGES: &str = "0800000000000000000000000000000008000000000000001000000000000000180000000000000020000000000000002800000000000000300000000000000038000000000000004800000000000000ffffffffffffffffffffffffffffff7f00000000000000800000000000000000000000000000000000000000000000000000000000000000616263646566676800000000000000007100000000000000710000000000000071000000000000006400000000000000787878787878783f3873000000000000387300000000000031367300000000000000000000010201";
@@ -42,7 +49,14 @@ fn howdy() -> Vec<Item<'static>> {
 
 #[test]
 fn mixed_list_matches_cpython() {
-    let items = [Item::Int(1), Item::Float(2.5), Item::Bool(true), Item::None, Item::Str("héllo"), Item::Bytes(b"bytes\0")];
+    let items = [
+        Item::Int(1),
+        Item::Float(2.5),
+        Item::Bool(true),
+        Item::None,
+        Item::Str("héllo"),
+        Item::Bytes(b"bytes\0"),
+    ];
     let bytes = encode(&items);
     assert_eq!(bytes, hex(MIXED));
     assert_eq!(bytes.len(), 166);
@@ -51,7 +65,14 @@ fn mixed_list_matches_cpython() {
     assert_eq!(layout.format(&cpython).unwrap(), "qdxxxxxxx?xxxxxx?x8s8s");
     assert_eq!(
         read_all(&cpython),
-        vec![Item::Int(1), Item::Float(2.5), Item::Bool(true), Item::None, Item::Str("héllo"), Item::Bytes(b"bytes")]
+        vec![
+            Item::Int(1),
+            Item::Float(2.5),
+            Item::Bool(true),
+            Item::None,
+            Item::Str("héllo"),
+            Item::Bytes(b"bytes")
+        ]
     );
 }
 
@@ -116,7 +137,10 @@ fn integer_edges_and_empty_strings_match_cpython() {
     let bytes = encode(&items);
     assert_eq!(bytes, hex(EDGES));
     assert_eq!(bytes.len(), 224);
-    assert_eq!(Layout::read(&bytes).unwrap().format(&bytes).unwrap(), "qqqdxxxxxxx?8s8s16s");
+    assert_eq!(
+        Layout::read(&bytes).unwrap().format(&bytes).unwrap(),
+        "qqqdxxxxxxx?8s8s16s"
+    );
     assert_eq!(read_all(&hex(EDGES)), items.to_vec());
 }
 
@@ -134,13 +158,44 @@ fn corrupt_segments_are_refused_with_a_reason() {
     let good = encode(&howdy());
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("short", good[..5].to_vec()),
-        ("negative count", { let mut b = good.clone(); b[7] = 0x80; b }),
-        ("huge count", { let mut b = good.clone(); b[0..8].copy_from_slice(&(1i64 << 40).to_ne_bytes()); b }),
-        ("offset past the end", { let mut b = good.clone(); b[8 + 8 * 7..8 + 8 * 8].copy_from_slice(&10_000i64.to_ne_bytes()); b }),
-        ("decreasing offsets", { let mut b = good.clone(); b[8 + 8 * 2..8 + 8 * 3].copy_from_slice(&4i64.to_ne_bytes()); b }),
-        ("lying format", { let mut b = good.clone(); let f = 8 * 9 + 56; b[f..f + 8].copy_from_slice(b"99s\0\0\0\0\0"); b }),
-        ("unknown format", { let mut b = good.clone(); let f = 8 * 9 + 56 + 16; b[f..f + 8].copy_from_slice(b"Q\0\0\0\0\0\0\0"); b }),
-        ("bad code", { let mut b = good.clone(); let c = good.len() - 7; b[c] = 9; b }),
+        ("negative count", {
+            let mut b = good.clone();
+            b[7] = 0x80;
+            b
+        }),
+        ("huge count", {
+            let mut b = good.clone();
+            b[0..8].copy_from_slice(&(1i64 << 40).to_ne_bytes());
+            b
+        }),
+        ("offset past the end", {
+            let mut b = good.clone();
+            b[8 + 8 * 7..8 + 8 * 8].copy_from_slice(&10_000i64.to_ne_bytes());
+            b
+        }),
+        ("decreasing offsets", {
+            let mut b = good.clone();
+            b[8 + 8 * 2..8 + 8 * 3].copy_from_slice(&4i64.to_ne_bytes());
+            b
+        }),
+        ("lying format", {
+            let mut b = good.clone();
+            let f = 8 * 9 + 56;
+            b[f..f + 8].copy_from_slice(b"99s\0\0\0\0\0");
+            b
+        }),
+        ("unknown format", {
+            let mut b = good.clone();
+            let f = 8 * 9 + 56 + 16;
+            b[f..f + 8].copy_from_slice(b"Q\0\0\0\0\0\0\0");
+            b
+        }),
+        ("bad code", {
+            let mut b = good.clone();
+            let c = good.len() - 7;
+            b[c] = 9;
+            b
+        }),
         ("truncated", good[..good.len() - 1].to_vec()),
     ];
     for (what, bytes) in cases {

@@ -14,7 +14,9 @@ fn exists(name: &str) -> bool {
 fn shutdown_unlinks_and_forbids_more() {
     let mut manager = Manager::new();
     let a = manager.create(100).unwrap();
-    let b = manager.create_named(&format!("shmkit_mgr_{:x}", std::process::id()), 50).unwrap();
+    let b = manager
+        .create_named(&format!("shmkit_mgr_{:x}", std::process::id()), 50)
+        .unwrap();
     assert_eq!(manager.segments(), [a.name().to_owned(), b.name().to_owned()]);
     assert!(a.write_at(0, b"kept"));
     manager.shutdown();
@@ -47,7 +49,13 @@ fn child_creates_tracked_segments_and_waits() {
     let mut manager = Manager::new();
     let managed = manager.create(4096).unwrap();
     let untracked = SegmentOptions::new().create(64).unwrap();
-    println!("\nNAMES {} {} {} {}", tracked.name(), managed.name(), untracked.name(), tracker::helper_pid().unwrap());
+    println!(
+        "\nNAMES {} {} {} {}",
+        tracked.name(),
+        managed.name(),
+        untracked.name(),
+        tracker::helper_pid().unwrap()
+    );
     std::thread::sleep(Duration::from_secs(60));
 }
 
@@ -55,7 +63,13 @@ fn child_creates_tracked_segments_and_waits() {
 #[test]
 fn a_killed_creator_leaves_nothing_tracked() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_creates_tracked_segments_and_waits", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_creates_tracked_segments_and_waits",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -88,6 +102,9 @@ fn unlink_forgets_tracking_in_this_process() {
     // Re-create the name untracked: the helper must not unlink it later.
     let name = seg.name().to_owned();
     drop(seg);
-    let again = SegmentOptions::new().name(shmkit_core::ShmName::new(&name).unwrap()).create(16).unwrap();
+    let again = SegmentOptions::new()
+        .name(shmkit_core::ShmName::new(&name).unwrap())
+        .create(16)
+        .unwrap();
     again.unlink().unwrap();
 }

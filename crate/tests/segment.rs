@@ -53,17 +53,26 @@ fn out_of_bounds_copies_are_refused() {
 #[test]
 fn named_create_and_exclusive() {
     let name = unique("excl");
-    let seg = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(100).unwrap();
+    let seg = SegmentOptions::new()
+        .name(ShmName::new(&name).unwrap())
+        .create(100)
+        .unwrap();
     let _cleanup = Cleanup(name.clone());
     assert_eq!(seg.name(), name);
-    let again = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(100).unwrap_err();
+    let again = SegmentOptions::new()
+        .name(ShmName::new(&name).unwrap())
+        .create(100)
+        .unwrap_err();
     assert_eq!(again.code(), "EEXIST");
 }
 
 #[test]
 fn leading_slash_names_the_same_segment() {
     let name = unique("slash");
-    let _seg = SegmentOptions::new().name(ShmName::new(&name).unwrap()).create(64).unwrap();
+    let _seg = SegmentOptions::new()
+        .name(ShmName::new(&name).unwrap())
+        .create(64)
+        .unwrap();
     let _cleanup = Cleanup(name.clone());
     let other = Segment::open(&format!("/{name}")).unwrap();
     assert_eq!(other.name(), name);
@@ -143,7 +152,12 @@ fn empty_object_is_refused_after_a_grace_period() {
     use rustix::fs::Mode;
     use rustix::shm;
     let name = unique("empty");
-    let _fd = shm::open(format!("/{name}"), shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, Mode::from_raw_mode(0o600)).unwrap();
+    let _fd = shm::open(
+        format!("/{name}"),
+        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
     let _cleanup = Cleanup(name.clone());
     let err = Segment::open(&name).unwrap_err();
     assert_eq!(err.code(), "EINVAL");
@@ -156,7 +170,12 @@ fn open_waits_for_a_creator_that_is_still_sizing() {
     use rustix::fs::Mode;
     use rustix::shm;
     let name = unique("sizing");
-    let fd = shm::open(format!("/{name}"), shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, Mode::from_raw_mode(0o600)).unwrap();
+    let fd = shm::open(
+        format!("/{name}"),
+        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
     let _cleanup = Cleanup(name.clone());
     let sizer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(20));

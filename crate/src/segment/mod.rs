@@ -48,7 +48,12 @@ pub struct SegmentOptions {
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { name: None, reserve: true, mode: 0o600, track: false }
+        SegmentOptions {
+            name: None,
+            reserve: true,
+            mode: 0o600,
+            track: false,
+        }
     }
 }
 
@@ -119,7 +124,10 @@ impl SegmentOptions {
             )));
         }
         if self.mode > 0o777 {
-            return Err(Error::InvalidArgument(format!("mode {:#o} is not a permission mask (0 to 0o777)", self.mode)));
+            return Err(Error::InvalidArgument(format!(
+                "mode {:#o} is not a permission mask (0 to 0o777)",
+                self.mode
+            )));
         }
         if let Some(name) = &self.name {
             return Segment::created(name.clone(), size, self);
@@ -127,9 +135,7 @@ impl SegmentOptions {
         let mut last = None;
         for _ in 0..RANDOM_NAME_ATTEMPTS {
             match Segment::created(ShmName::random(), size, self) {
-                Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-                    last = Some(source)
-                }
+                Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => last = Some(source),
                 other => return other,
             }
         }
@@ -156,8 +162,8 @@ impl Segment {
     }
 
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
-        let inner = os::SegmentInner::create(&name, size, options)
-            .map_err(|e| Error::os("create", name.as_str(), e))?;
+        let inner =
+            os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
         let segment = Segment { name, inner };
         if options.track {
             if let Err(e) = crate::tracker::register(segment.name()) {

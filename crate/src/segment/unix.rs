@@ -24,7 +24,11 @@ pub(crate) struct SegmentInner {
 
 impl SegmentImpl for SegmentInner {
     fn create(name: &ShmName, len: usize, options: &SegmentOptions) -> io::Result<Self> {
-        let fd = shm_open(name, shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, options.mode_bits())?;
+        let fd = shm_open(
+            name,
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+            options.mode_bits(),
+        )?;
         // From here on the name exists: any failure must remove it again, or it leaks.
         let sized = size_object(&fd, len, options.reserves()).and_then(|()| map(&fd, len));
         if sized.is_err() {
@@ -92,7 +96,12 @@ fn ftruncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
 /// the first write (CPython and shm-typed-array die of SIGBUS there).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn reserve_memory(fd: &OwnedFd, len: usize) -> io::Result<()> {
-    Ok(rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len as u64)?)
+    Ok(rustix::fs::fallocate(
+        fd,
+        rustix::fs::FallocateFlags::empty(),
+        0,
+        len as u64,
+    )?)
 }
 
 /// macOS commits shm objects at `ftruncate`; nothing to reserve.
@@ -113,7 +122,14 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<SegmentInner> {
     // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object;
     // `len > 0` (checked by the callers) and the fd is open for reading and writing.
     let ptr = unsafe {
-        rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, fd, 0)?
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            fd,
+            0,
+        )?
     };
     let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
     let inner = SegmentInner { ptr, len };

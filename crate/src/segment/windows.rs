@@ -32,7 +32,11 @@ impl SegmentImpl for SegmentInner {
         let ptr = map_view_of_file(&section, len)?;
         // The creator reports the size it asked for, as CPython does; attachers see the
         // page-rounded size from VirtualQuery.
-        Ok(SegmentInner { ptr, len, _section: section })
+        Ok(SegmentInner {
+            ptr,
+            len,
+            _section: section,
+        })
     }
 
     fn open(name: &ShmName) -> io::Result<Self> {
@@ -45,7 +49,11 @@ impl SegmentImpl for SegmentInner {
                 return Err(e);
             }
         };
-        Ok(SegmentInner { ptr, len, _section: section })
+        Ok(SegmentInner {
+            ptr,
+            len,
+            _section: section,
+        })
     }
 
     fn unlink(_name: &ShmName) -> io::Result<()> {
@@ -73,7 +81,14 @@ fn create_file_mapping(name: &ShmName, len: usize) -> io::Result<OwnedHandle> {
     // SAFETY: `wide` is NUL-terminated and outlives the call; a null SECURITY_ATTRIBUTES
     // means the default descriptor.
     let raw = unsafe {
-        CreateFileMappingW(INVALID_HANDLE_VALUE, std::ptr::null(), PAGE_READWRITE, (len >> 32) as u32, len as u32, wide.as_ptr())
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            (len >> 32) as u32,
+            len as u32,
+            wide.as_ptr(),
+        )
     };
     if raw.is_null() {
         return Err(io::Error::last_os_error());
@@ -123,7 +138,11 @@ fn virtual_query(ptr: NonNull<u8>) -> io::Result<usize> {
 /// `UnmapViewOfFile`.
 fn unmap_view_of_file(ptr: NonNull<u8>) {
     // SAFETY: `ptr` is the base address MapViewOfFile returned, unmapped only here.
-    let ok = unsafe { UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS { Value: ptr.as_ptr().cast() }) };
+    let ok = unsafe {
+        UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+            Value: ptr.as_ptr().cast(),
+        })
+    };
     // Unmapping a view we own cannot fail in a correct program.
     debug_assert_ne!(ok, 0, "UnmapViewOfFile failed: {}", io::Error::last_os_error());
 }
