@@ -144,6 +144,34 @@ test('a killed helper is restarted on the next create, and every name is re-regi
   t.deepEqual(await goneWithin([first.name, second.name]), [], stderr)
 })
 
+test('a stopped helper never blocks creates: a new one takes over every name', async (t) => {
+  if (!posix) return t.pass()
+  const child = fork(join(FIXTURES, 'helper-stopped.cjs'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  const next = () => new Promise<{ helper: number; names: string[]; ms?: number }>((resolve) => child.once('message', resolve as never))
+  const first = await next()
+  let last = first
+  t.teardown(() => {
+    child.kill('SIGKILL')
+    try {
+      process.kill(first.helper, 'SIGCONT')
+    } catch {}
+    for (const name of last.names) {
+      try {
+        SharedMemory.open(name).unlink()
+      } catch {}
+    }
+  })
+  process.kill(first.helper, 'SIGSTOP')
+  child.send('burst')
+  last = await next()
+  t.log(`400 tracked creates with the helper stopped took ${last.ms} ms`)
+  t.not(last.helper, first.helper)
+  t.is(last.names.length, 401)
+  child.kill('SIGKILL')
+  await exited(child)
+  t.deepEqual(await goneWithin(last.names, 3000), [])
+})
+
 test('a manager in a worker is shut down when the worker terminates; the main thread is untouched', async (t) => {
   const mine = SharedMemory.create(64)
   t.teardown(() => mine.unlink())

@@ -20,9 +20,11 @@
 //! code again. Segment mappings are marked not to be inherited (`MADV_DONTFORK`,
 //! `minherit`), so the helper never pins a segment's memory.
 //!
-//! When the last tracked name is unregistered and the helper has run for over a second, the
-//! creator closes its end and the helper exits; a later `register` starts a new one. (The
-//! second of grace keeps a tight create/unlink loop from forking on every create.)
+//! When the last tracked name is unregistered and the helper has run for over ten seconds,
+//! the creator closes its end and the helper exits; a later `register` starts a new one. (A
+//! fork makes the creator take copy-on-write faults on the pages it writes next; the grace
+//! keeps a create/unlink loop from paying that over and over. A helper with nothing to watch
+//! sleeps in `read` and exits with the creator at the latest.)
 //!
 //! On Windows there is nothing to do: a section dies with its last handle.
 #![allow(unsafe_code)]
@@ -63,8 +65,11 @@ mod unix {
 
     use crate::{Error, Result};
 
-    /// How long a helper stays up with nothing to watch before the creator lets it go.
-    const IDLE_GRACE: Duration = Duration::from_secs(1);
+    /// A helper younger than this is kept when nothing is left to watch: forking one costs
+    /// the creator a burst of copy-on-write faults, too much to pay in a create/unlink loop.
+    const IDLE_GRACE: Duration = Duration::from_secs(10);
+    /// How long the helper naps between reads (see `follow`).
+    const BATCH_NAP: Duration = Duration::from_millis(1);
     const ADD: u8 = b'+';
     const REMOVE: u8 = b'-';
 
@@ -77,7 +82,44 @@ mod unix {
     #[derive(Default)]
     struct Tracker {
         helper: Option<Helper>,
+        /// Helpers that stopped reading (SIGSTOPped, say: nothing drained for 100 ms). Their sockets stay open so they never
+        /// see EOF while this process lives — EOF would make them unlink live segments; when
+        /// this process dies they clean up along with the current helper.
+        retired: Vec<OwnedFd>,
         names: HashSet<String>,
+    }
+
+    impl Tracker {
+        /// Replaces the helper with a fresh one that knows every live name.
+        fn restart(&mut self) -> io::Result<()> {
+            if let Some(old) = self.helper.take() {
+                self.retired.push(old.socket);
+            }
+            let helper = start_helper()?;
+            for live in &self.names {
+                send(&helper.socket, ADD, live, Wait::Handover)?;
+            }
+            self.helper = Some(helper);
+            Ok(())
+        }
+    }
+
+    /// How long a send waits for room in the socket buffer.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Wait {
+        /// A create waits briefly: a helper that drains nothing for that long has stopped.
+        Briefly,
+        /// A new helper that is being handed every live name gets longer.
+        Handover,
+    }
+
+    impl Wait {
+        fn limit(self) -> Duration {
+            match self {
+                Wait::Briefly => Duration::from_millis(100),
+                Wait::Handover => Duration::from_secs(2),
+            }
+        }
     }
 
     static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
@@ -98,30 +140,17 @@ mod unix {
                 return Ok(());
             }
             let sent = match &tracker.helper {
-                Some(helper) => send(&helper.socket, ADD, name).is_ok(),
+                Some(helper) => send(&helper.socket, ADD, name, Wait::Briefly).is_ok(),
                 None => false,
             };
             if sent {
                 return Ok(());
             }
-            // No helper yet, or it died: start one and hand it every live name.
-            tracker.helper = None;
-            let started = start_helper().and_then(|helper| {
-                for live in &tracker.names {
-                    send(&helper.socket, ADD, live)?;
-                }
-                Ok(helper)
-            });
-            match started {
-                Ok(helper) => {
-                    tracker.helper = Some(helper);
-                    Ok(())
-                }
-                Err(e) => {
-                    tracker.names.remove(name);
-                    Err(Error::os("start the tracking helper for", name, e))
-                }
-            }
+            // No helper yet, or it died or stopped reading: start one with every live name.
+            tracker.restart().map_err(|e| {
+                tracker.names.remove(name);
+                Error::os("start the tracking helper for", name, e)
+            })
         })
     }
 
@@ -132,8 +161,14 @@ mod unix {
                 return;
             }
             if let Some(helper) = &tracker.helper {
-                // A dead helper has nothing to forget; the next register replaces it.
-                let _ = send(&helper.socket, REMOVE, name);
+                if send(&helper.socket, REMOVE, name, Wait::Briefly).is_err() {
+                    // Dead or stopped: the next register replaces it. A stopped one still
+                    // holds this name and may unlink it again at exit, which finds it gone.
+                    if let Some(old) = tracker.helper.take() {
+                        tracker.retired.push(old.socket);
+                    }
+                    return;
+                }
                 if tracker.names.is_empty() && helper.started.elapsed() > IDLE_GRACE {
                     // Closing our end is the helper's signal to exit (with nothing to unlink).
                     tracker.helper = None;
@@ -149,25 +184,38 @@ mod unix {
 
     /// One record: op, name length (u16, native-endian), name bytes. Names may contain any
     /// byte but NUL and `/`, so they are length-prefixed rather than line-separated.
-    fn send(socket: &OwnedFd, op: u8, name: &str) -> io::Result<()> {
+    fn send(socket: &OwnedFd, op: u8, name: &str, wait: Wait) -> io::Result<()> {
         let mut record = Vec::with_capacity(3 + name.len());
         record.push(op);
         record.extend_from_slice(&(name.len() as u16).to_ne_bytes());
         record.extend_from_slice(name.as_bytes());
         let mut rest = &record[..];
+        let deadline = Instant::now() + wait.limit();
         while !rest.is_empty() {
-            let n = rustix::net::send(socket, rest, send_flags())?;
-            rest = &rest[n..];
+            match rustix::net::send(socket, rest, send_flags()) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) if Instant::now() < deadline => {
+                    let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::OUT)];
+                    let timeout = rustix::time::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 10_000_000,
+                    };
+                    let _ = rustix::event::poll(&mut fds, Some(&timeout));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
 
-    /// MSG_NOSIGNAL: a dead helper is EPIPE, never SIGPIPE (macOS uses SO_NOSIGPIPE instead).
+    /// Never blocks (MSG_DONTWAIT), and a dead helper is EPIPE, never SIGPIPE (MSG_NOSIGNAL;
+    /// macOS has SO_NOSIGPIPE on the socket instead).
     fn send_flags() -> rustix::net::SendFlags {
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        return rustix::net::SendFlags::NOSIGNAL;
+        return rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT;
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-        return rustix::net::SendFlags::empty();
+        return rustix::net::SendFlags::DONTWAIT;
     }
 
     fn start_helper() -> io::Result<Helper> {
@@ -238,7 +286,7 @@ mod unix {
             libc::prctl(libc::PR_SET_NAME, c"shmkit-tracker".as_ptr());
         }
         let pid = std::process::id().to_ne_bytes();
-        let _ = rustix::net::send(&socket, &pid, send_flags());
+        let _ = rustix::net::send(&socket, &pid, rustix::net::SendFlags::empty());
         let names = follow(&socket);
         for name in names {
             let _ = rustix::shm::unlink(format!("/{name}"));
@@ -247,7 +295,10 @@ mod unix {
         unsafe { libc::_exit(0) }
     }
 
-    /// Reads records until EOF; returns the names still registered then.
+    /// Reads records until EOF; returns the names still registered then. After each read it
+    /// naps for a millisecond: a creator's send then rarely has to wake it (a wake-up costs
+    /// the creator several microseconds in a VM), while the socket buffer — about two hundred
+    /// small records — still drains far faster than creates can fill it.
     fn follow(socket: &OwnedFd) -> HashSet<String> {
         let mut names = HashSet::new();
         let mut pending: Vec<u8> = Vec::new();
@@ -274,6 +325,7 @@ mod unix {
                 used += 3 + len;
             }
             pending.drain(..used);
+            std::thread::sleep(BATCH_NAP);
         }
     }
 
@@ -293,6 +345,8 @@ mod unix {
             for signal in 1..32 {
                 libc::signal(signal, libc::SIG_DFL);
             }
+            // A creator that died before reading our pid must not kill us with SIGPIPE.
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             let mut all = std::mem::zeroed::<libc::sigset_t>();
             libc::sigemptyset(&mut all);
             libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
