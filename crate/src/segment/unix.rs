@@ -30,7 +30,9 @@ impl SegmentImpl for SegmentInner {
             options.mode_bits(),
         )?;
         // From here on the name exists: any failure must remove it again, or it leaks.
-        let sized = size_object(&fd, len, options.reserves()).and_then(|()| map(&fd, len));
+        let sized = set_mode(&fd, options.mode_bits())
+            .and_then(|()| size_object(&fd, len, options.reserves()))
+            .and_then(|()| map(&fd, len));
         if sized.is_err() {
             let _ = shm_unlink(name);
         }
@@ -85,6 +87,15 @@ fn shm_open(name: &ShmName, flags: shm::OFlags, mode: u32) -> io::Result<OwnedFd
 /// `shm_unlink`—removes the name `/name`.
 fn shm_unlink(name: &ShmName) -> io::Result<()> {
     Ok(shm::unlink(name.os_name())?)
+}
+
+/// `fchmod`—applies a mode other than the default exactly: the umask applied at `shm_open`
+/// would otherwise quietly take back permissions granted on purpose.
+fn set_mode(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    if mode == 0o600 {
+        return Ok(());
+    }
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode as _))?)
 }
 
 /// `ftruncate`—sets the object's size. macOS allows this once per object.
