@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
-import { SharedMemory } from '../index.js'
+import { ShareableList, SharedMemory } from '../index.js'
 import { FIXTURES, runChild, uniqueName } from './helpers.js'
 
 const PROCESSES = 8
@@ -62,4 +62,22 @@ test('openers racing a creator get ENOENT or the full segment, never an empty on
     t.true(seen.sizes.length > 0, 'each opener eventually attached')
   }
   creator.close()
+})
+
+test('ShareableList: writers in several processes and readers never tear values or pair a format with the wrong data', async (t) => {
+  const sl = new ShareableList([0, 0, 0, 0, 0, 0, 0, 'abcdefg'])
+  t.teardown(() => {
+    sl.close()
+    sl.shm.unlink()
+  })
+  const ms = '1500'
+  const writers = [0, 1, 2].map((who) => runChild('list-stress.cjs', [sl.shm.name, 'writer', String(who), ms]))
+  const readers = [0, 1].map(() => runChild('list-stress.cjs', [sl.shm.name, 'reader', '0', ms]))
+  const done = await Promise.all([...writers, ...readers])
+  for (const { code, stderr } of done) t.is(code, 0, stderr)
+  const writes = done.slice(0, 3).map((r) => (r.messages[0] as { writes: number }).writes)
+  const reads = done.slice(3).map((r) => r.messages[0] as { reads: number; bad: unknown[] })
+  t.log(`writes per writer: ${writes.join(', ')}; full-list reads per reader: ${reads.map((r) => r.reads).join(', ')}`)
+  for (const r of reads) t.deepEqual(r.bad, [])
+  t.true(writes.every((w) => w > 1000))
 })

@@ -126,9 +126,10 @@ impl ShareableList {
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
     pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
         let position = self.position(env, index)?;
+        let mut scratch = Vec::new();
         let item = self
             .layout
-            .get(self.bytes()?, position)
+            .read_live(self.bytes()?, position, &mut scratch)
             .map_err(|e| corrupt_in(&self.shm.name(), e))?;
         to_js(env.raw(), &item)
     }
@@ -146,8 +147,12 @@ impl ShareableList {
         out.clear();
         out.reserve(self.layout.len());
         let bytes = self.bytes()?;
+        let mut scratch = Vec::new();
         for i in 0..self.layout.len() {
-            let item = self.layout.get(bytes, i).map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            let item = self
+                .layout
+                .read_live(bytes, i, &mut scratch)
+                .map_err(|e| corrupt_in(&self.shm.name(), e))?;
             out.push(to_js(env.raw(), &item)?);
         }
         Ok(())

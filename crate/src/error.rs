@@ -25,6 +25,8 @@ pub enum Error {
     Closed(String),
     /// The bytes do not hold a valid ShareableList (says what is wrong).
     Corrupt(String),
+    /// An item stayed mid-write while it was being read (internal; reported as `Corrupt`).
+    Busy,
     /// A list index outside `[-len, len)`.
     IndexOutOfRange {
         /// The index asked for.
@@ -62,7 +64,7 @@ impl Error {
             Error::InvalidSize(_) => "ERR_SHM_INVALID_SIZE",
             Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
             Error::Closed(_) => "ERR_SHM_CLOSED",
-            Error::Corrupt(_) => "ERR_SHM_CORRUPT",
+            Error::Corrupt(_) | Error::Busy => "ERR_SHM_CORRUPT",
             Error::IndexOutOfRange { .. } => "ERR_OUT_OF_RANGE",
             Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
         }
@@ -88,6 +90,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::Closed(why) => f.write_str(why),
             Error::Corrupt(why) => write!(f, "not a valid ShareableList: {why}"),
+            Error::Busy => f.write_str("not a valid ShareableList: an item stays mid-write"),
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index out of range: {index} (the list has {len} items)")
             }

@@ -24,6 +24,8 @@
 //! (gh-96779/gh-106939): `b"ab\0"` reads back as `b"ab"` in both languages.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
@@ -59,6 +61,9 @@ const CODE_PLAIN: u8 = 0;
 const CODE_STR: u8 = 1;
 const CODE_BYTES: u8 = 2;
 const CODE_NONE: u8 = 3;
+/// Written to an item's code while its type changes (CPython never writes it: as a signed
+/// byte it is -1, which CPython does not map to anything).
+const CODE_BUSY: u8 = 0xff;
 
 /// Start of the data area for `n` items: after the count and the `n + 1` offsets.
 pub fn data_start(n: usize) -> usize {
@@ -255,12 +260,17 @@ impl Layout {
 
     /// What the item at `index` currently holds, from its format and code.
     fn kind(&self, bytes: &[u8], index: usize) -> Result<Kind> {
-        let format = bytes
-            .get(self.format_range(index))
-            .ok_or_else(|| corrupt("formats run past the end"))?;
         let code = *bytes
             .get(self.code_at(index))
             .ok_or_else(|| corrupt("codes run past the end"))?;
+        self.kind_with_code(bytes, index, code)
+    }
+
+    /// As [`Layout::kind`], with the code given (a locked item's code byte reads "busy").
+    fn kind_with_code(&self, bytes: &[u8], index: usize, code: u8) -> Result<Kind> {
+        let format = bytes
+            .get(self.format_range(index))
+            .ok_or_else(|| corrupt("formats run past the end"))?;
         let kind = match (format, code) {
             (f, CODE_PLAIN) if f == FORMAT_INT => Kind::Int,
             (f, CODE_PLAIN) if f == FORMAT_FLOAT => Kind::Float,
@@ -292,7 +302,8 @@ impl Layout {
     }
 
     /// Reads item `index` (already checked by [`Layout::position`]); str/bytes borrow `bytes`
-    /// with trailing NULs stripped.
+    /// with trailing NULs stripped. For bytes no other process writes; a live segment is read
+    /// with [`Layout::read_live`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] when its format or code is invalid or a str is not UTF-8.
@@ -301,18 +312,46 @@ impl Layout {
         let slot = bytes
             .get(self.slot_range(index))
             .ok_or_else(|| corrupt("slot past the end"))?;
-        let item = match kind {
-            Kind::Int => Item::Int(i64::from_ne_bytes(first8(slot))),
-            Kind::Float => Item::Float(f64::from_ne_bytes(first8(slot))),
-            Kind::Bool => Item::Bool(slot[7] != 0),
-            Kind::None => Item::None,
-            Kind::Str(n) => {
-                let raw = strip_nuls(&slot[..n]);
-                Item::Str(std::str::from_utf8(raw).map_err(|e| corrupt(format!("item {index} is not UTF-8: {e}")))?)
-            }
-            Kind::Bytes(n) => Item::Bytes(strip_nuls(&slot[..n])),
+        decode(kind, slot, index)
+    }
+
+    /// Reads item `index` of a segment other processes may be writing, under the item's lock
+    /// (see [`Layout::set`]): format, code and data are read as one consistent whole, and
+    /// str/bytes are copied into `scratch`. int, float and bool never tear; a read never pairs
+    /// one write's format with another's data.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the item is invalid or not UTF-8, or stayed mid-write past the
+    /// limit (its writer died between its stores; setting the item again repairs it).
+    pub fn read_live<'s>(&self, bytes: &mut [u8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
+        let code_at = self.code_at(index);
+        if code_at >= bytes.len() || self.slot_range(index).end > bytes.len() {
+            return Err(corrupt("the segment is shorter than the list"));
+        }
+        let Some(code) = lock_item(&mut bytes[code_at]) else {
+            return Err(corrupt(format!(
+                "item {index} stays mid-write: its writer may have died (set it again to repair it)"
+            )));
         };
-        Ok(item)
+        // Under the lock the code byte reads "busy"; never write anything else there until the
+        // release, or another writer could take the lock meanwhile.
+        let kind = self.kind_with_code(bytes, index, code);
+        let mut word = [0u8; 8];
+        if let Ok(kind) = kind {
+            let slot = &bytes[self.slot_range(index)];
+            match kind {
+                Kind::Str(n) | Kind::Bytes(n) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(&slot[..n]);
+                }
+                _ => word = first8(slot),
+            }
+        }
+        crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
+        match kind? {
+            kind @ (Kind::Str(n) | Kind::Bytes(n)) => decode(kind, &scratch[..n], index),
+            kind => Ok(decode_word(kind, word)),
+        }
     }
 
     /// The item's 8-byte format as CPython shows it (`q`, `8s`, …).
@@ -336,10 +375,11 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when an item cannot be read.
-    pub fn count(&self, bytes: &[u8], needle: &Item<'_>) -> Result<usize> {
+    pub fn count(&self, bytes: &mut [u8], needle: &Item<'_>) -> Result<usize> {
+        let mut scratch = Vec::new();
         let mut count = 0;
         for i in 0..self.len() {
-            count += usize::from(python_eq(&self.get(bytes, i)?, needle));
+            count += usize::from(python_eq(&self.read_live(bytes, i, &mut scratch)?, needle));
         }
         Ok(count)
     }
@@ -348,9 +388,10 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when an item cannot be read.
-    pub fn index_of(&self, bytes: &[u8], needle: &Item<'_>) -> Result<Option<usize>> {
+    pub fn index_of(&self, bytes: &mut [u8], needle: &Item<'_>) -> Result<Option<usize>> {
+        let mut scratch = Vec::new();
         for i in 0..self.len() {
-            if python_eq(&self.get(bytes, i)?, needle) {
+            if python_eq(&self.read_live(bytes, i, &mut scratch)?, needle) {
                 return Ok(Some(i));
             }
         }
@@ -379,34 +420,112 @@ impl Layout {
         Ok(())
     }
 
-    /// Writes an item known to fit: data, then format, then code (as CPython orders them
-    /// does not matter to readers in this process; see the README on concurrent writers).
+    /// Writes an item known to fit, under the item's lock: its code byte is compare-and-swapped
+    /// to "busy" (waiting while another shmkit writer holds it), then data and format are
+    /// stored and the final code released. Two writers of one item never interleave, and
+    /// [`Layout::read_live`] never pairs an old format with new data. A writer that died
+    /// holding the lock is overtaken after about a millisecond.
     fn write_item(&self, bytes: &mut [u8], index: usize, item: &Item<'_>) {
         let slot_len = self.slot_len(index);
-        let slot = &mut bytes[self.slot_range(index)];
-        let (format, code): ([u8; 8], u8) = match item {
-            Item::Int(v) => {
-                slot[..8].copy_from_slice(&v.to_ne_bytes());
-                (*FORMAT_INT, CODE_PLAIN)
-            }
-            Item::Float(v) => {
-                slot[..8].copy_from_slice(&v.to_ne_bytes());
-                (*FORMAT_FLOAT, CODE_PLAIN)
-            }
-            Item::Bool(v) => {
-                slot[..8].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, u8::from(*v)]);
-                (*FORMAT_BOOL, CODE_PLAIN)
-            }
-            Item::None => {
-                slot[..8].fill(0);
-                (*FORMAT_NONE, CODE_NONE)
-            }
-            Item::Str(s) => (write_padded(slot, s.as_bytes(), slot_len), CODE_STR),
-            Item::Bytes(b) => (write_padded(slot, b, slot_len), CODE_BYTES),
+        let (format, code) = match item {
+            Item::Int(_) => (*FORMAT_INT, CODE_PLAIN),
+            Item::Float(_) => (*FORMAT_FLOAT, CODE_PLAIN),
+            Item::Bool(_) => (*FORMAT_BOOL, CODE_PLAIN),
+            Item::None => (*FORMAT_NONE, CODE_NONE),
+            Item::Str(_) => (string_format(slot_len), CODE_STR),
+            Item::Bytes(_) => (string_format(slot_len), CODE_BYTES),
         };
+        let code_at = self.code_at(index);
+        // A writer takes the item even from a dead holder: this write repairs it.
+        let _ = lock_item(&mut bytes[code_at]);
+        let slot = &mut bytes[self.slot_range(index)];
+        match item {
+            Item::Int(v) => slot[..8].copy_from_slice(&v.to_ne_bytes()),
+            Item::Float(v) => slot[..8].copy_from_slice(&v.to_ne_bytes()),
+            Item::Bool(v) => slot[..8].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, u8::from(*v)]),
+            Item::None => slot[..8].fill(0),
+            Item::Str(s) => write_padded(slot, s.as_bytes()),
+            Item::Bytes(b) => write_padded(slot, b),
+        }
         bytes[self.format_range(index)].copy_from_slice(&format);
-        bytes[self.code_at(index)] = code;
+        crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
     }
+}
+
+/// How long an item may stay busy before its writer is presumed dead (SIGKILLed mid-write).
+/// Far longer than any write, and than a scheduler time slice a live writer may lose.
+const BUSY_LIMIT: Duration = Duration::from_millis(200);
+
+/// Waits politely: spins first, then yields the CPU to the writer that holds the item.
+struct Backoff {
+    spins: u32,
+    deadline: Option<Instant>,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            spins: 0,
+            deadline: None,
+        }
+    }
+
+    /// Waits a little; `false` once [`BUSY_LIMIT`] has passed.
+    fn wait(&mut self) -> bool {
+        self.spins += 1;
+        if self.spins < 200 {
+            std::hint::spin_loop();
+            return true;
+        }
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + BUSY_LIMIT);
+        std::thread::yield_now();
+        Instant::now() < deadline
+    }
+}
+
+/// Takes an item's lock: its code byte becomes [`CODE_BUSY`]. Returns the code it held, or
+/// `None` when the item was taken over from a holder that stayed busy past [`BUSY_LIMIT`]
+/// (it died mid-write, so the real code is unknown).
+fn lock_item(code: &mut u8) -> Option<u8> {
+    let code = crate::segment::atomic_byte(code);
+    let mut backoff = Backoff::new();
+    let mut holder_alive = true;
+    loop {
+        let current = code.load(Ordering::Relaxed);
+        if (current != CODE_BUSY || !holder_alive)
+            && code
+                .compare_exchange(current, CODE_BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return (current != CODE_BUSY).then_some(current);
+        }
+        holder_alive = backoff.wait();
+    }
+}
+
+/// Decodes an int, float, bool or None from its 8-byte word.
+fn decode_word(kind: Kind, word: [u8; 8]) -> Item<'static> {
+    match kind {
+        Kind::Int => Item::Int(i64::from_ne_bytes(word)),
+        Kind::Float => Item::Float(f64::from_ne_bytes(word)),
+        Kind::Bool => Item::Bool(word[7] != 0),
+        _ => Item::None,
+    }
+}
+
+/// Decodes a slot's bytes (at least 8 for fixed kinds, at least n for str/bytes).
+fn decode(kind: Kind, slot: &[u8], index: usize) -> Result<Item<'_>> {
+    Ok(match kind {
+        Kind::Int => Item::Int(i64::from_ne_bytes(first8(slot))),
+        Kind::Float => Item::Float(f64::from_ne_bytes(first8(slot))),
+        Kind::Bool => Item::Bool(slot[7] != 0),
+        Kind::None => Item::None,
+        Kind::Str(n) => {
+            let raw = strip_nuls(&slot[..n]);
+            Item::Str(std::str::from_utf8(raw).map_err(|e| corrupt(format!("item {index} is not UTF-8: {e}")))?)
+        }
+        Kind::Bytes(n) => Item::Bytes(strip_nuls(&slot[..n])),
+    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -419,9 +538,13 @@ enum Kind {
     Bytes(usize),
 }
 
-fn write_padded(slot: &mut [u8], value: &[u8], slot_len: usize) -> [u8; 8] {
+fn write_padded(slot: &mut [u8], value: &[u8]) {
     slot[..value.len()].copy_from_slice(value);
     slot[value.len()..].fill(0);
+}
+
+/// `<n>s`, NUL-padded to 8 bytes (n ≤ [`MAX_SLOT_LEN`], so it always fits).
+fn string_format(slot_len: usize) -> [u8; 8] {
     let mut format = [0u8; 8];
     let text = format!("{slot_len}s");
     format[..text.len()].copy_from_slice(text.as_bytes());

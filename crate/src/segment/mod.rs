@@ -286,3 +286,12 @@ pub fn unlink(name: &str) -> Result<()> {
     crate::tracker::unregister(name.as_str());
     os::SegmentInner::unlink(&name).map_err(|e| Error::os("unlink", name.as_str(), e))
 }
+
+/// A byte of a segment as an atomic, for the compare-and-swap that locks a ShareableList item
+/// against other processes.
+pub(crate) fn atomic_byte(byte: &mut u8) -> &std::sync::atomic::AtomicU8 {
+    // SAFETY: `&mut u8` is valid and exclusive within Rust for the returned lifetime, and
+    // AtomicU8 has the size and alignment of u8; other processes reach the byte only
+    // through their own (atomic or plain) accesses, as the module docs describe.
+    unsafe { std::sync::atomic::AtomicU8::from_ptr(byte) }
+}
