@@ -125,7 +125,7 @@ export declare class SharedMemoryManager {
    */
   start(): this
   /** A new segment of `size` bytes, owned (and eventually unlinked) by this manager. */
-  SharedMemory(size: number): SharedMemory
+  SharedMemory(this: this, size: number): SharedMemory
   /** A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager. */
   ShareableList(sequence?: Iterable<Item> | null): ShareableList
   /** Names of the segments this manager made and will unlink. */

@@ -7,6 +7,7 @@ use napi_derive::napi;
 
 mod error;
 mod fast;
+mod held;
 mod item;
 mod manager;
 mod shareable_list;

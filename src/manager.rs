@@ -2,6 +2,7 @@
 //! dispose, when garbage collected, and when its JS environment (process or worker) ends.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::*;
@@ -9,6 +10,7 @@ use napi_derive::napi;
 use shmkit_core::Manager;
 
 use crate::error::{error, from_core, Code, CLOSED};
+use crate::held::Held;
 use crate::item::OwnedItem;
 use crate::shareable_list::{items_of, ShareableList};
 use crate::shared_memory::{checked_size, SharedMemory};
@@ -61,20 +63,20 @@ impl SharedMemoryManager {
 
     /// A new segment of `size` bytes, owned (and eventually unlinked) by this manager.
     #[napi(js_name = "SharedMemory")]
-    pub fn shared_memory(&self, this: Reference<SharedMemoryManager>, size: f64) -> Result<SharedMemory, Code> {
+    pub fn shared_memory(&mut self, env: Env, this: This, size: f64) -> Result<SharedMemory, Code> {
         let size = checked_size(size)?;
         let segment = self.inner.borrow_mut().create(size).map_err(from_core)?;
-        Ok(SharedMemory::owned_by(segment, this))
+        Ok(SharedMemory::owned_by(segment, self.held(&env, &this)?))
+    }
+
+    /// A strong hold on this manager's JS object, for a segment it hands out.
+    fn held(&mut self, env: &Env, this: &This) -> Result<Held<SharedMemoryManager>, Code> {
+        Held::from_raw(env, this.object.raw(), NonNull::from(self))
     }
 
     /// A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager.
     #[napi(js_name = "ShareableList", ts_args_type = "sequence?: Iterable<Item> | null")]
-    pub fn shareable_list(
-        &self,
-        env: Env,
-        this: Reference<SharedMemoryManager>,
-        sequence: Option<Unknown>,
-    ) -> Result<ShareableList, Code> {
+    pub fn shareable_list(&mut self, env: Env, this: This, sequence: Option<Unknown>) -> Result<ShareableList, Code> {
         self.ensure_running()?;
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
         let items: Vec<OwnedItem> = match sequence {
@@ -82,7 +84,8 @@ impl SharedMemoryManager {
             None => Vec::new(),
         };
         let (segment, layout) = ShareableList::make(&items, |size| self.inner.borrow_mut().create(size))?;
-        ShareableList::wrap(env, SharedMemory::owned_by(segment, this), layout)
+        let owner = self.held(&env, &this)?;
+        ShareableList::wrap(env, SharedMemory::owned_by(segment, owner), layout)
     }
 
     /// Names of the segments this manager made and will unlink.

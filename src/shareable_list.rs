@@ -8,6 +8,7 @@ use shmkit_core::list::Layout;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::error::{error, from_core, range_error, Code, INVALID_ARG_TYPE};
+use crate::held::Held;
 use crate::item::{from_js, to_js, OwnedItem};
 use crate::shared_memory::SharedMemory;
 
@@ -24,9 +25,9 @@ pub struct ShareableListOptions {
 /// A fixed-length list of numbers, bigints, booleans, nulls, strings and bytes stored in a
 /// shared-memory segment with CPython's exact layout: Python's
 /// `multiprocessing.shared_memory.ShareableList(name=...)` opens it, and the other way round.
-#[napi]
+#[napi(custom_finalize)]
 pub struct ShareableList {
-    shm: Reference<SharedMemory>,
+    shm: Held<SharedMemory>,
     layout: Layout,
 }
 
@@ -96,18 +97,25 @@ impl ShareableList {
     }
 
     pub(crate) fn wrap(env: Env, shm: SharedMemory, layout: Layout) -> Result<Self, Code> {
-        let shm = shm
-            .into_reference(env)
+        let instance = shm
+            .into_instance(&env)
             .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
-        Ok(ShareableList { shm, layout })
+        Ok(ShareableList {
+            shm: Held::new(&env, instance)?,
+            layout,
+        })
+    }
+
+    fn shm_ref(&self) -> &SharedMemory {
+        self.shm.get()
     }
 
     /// The segment holding the list (the same object on every access).
-    #[napi(getter)]
-    pub fn shm(&self, env: Env) -> Result<Reference<SharedMemory>, Code> {
-        self.shm
-            .clone(env)
-            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))
+    #[napi(getter, ts_return_type = "SharedMemory")]
+    pub fn shm<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        let value = self.shm.value(env)?;
+        // SAFETY: `value` was just produced by this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
     }
 
     /// Number of items (fixed at creation).
@@ -119,7 +127,7 @@ impl ShareableList {
     /// The struct formats of all items, concatenated: the same string as Python's `.format`.
     #[napi(getter)]
     pub fn format(&self) -> Result<String, Code> {
-        let name = self.shm.name();
+        let name = self.shm_ref().name();
         self.layout.format(self.bytes()?).map_err(|e| corrupt_in(&name, e))
     }
 
@@ -130,7 +138,7 @@ impl ShareableList {
         let item = self
             .layout
             .read_live(self.bytes()?, position, &mut scratch)
-            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
         to_js(env.raw(), &item)
     }
 
@@ -152,7 +160,7 @@ impl ShareableList {
             let item = self
                 .layout
                 .read_live(bytes, i, &mut scratch)
-                .map_err(|e| corrupt_in(&self.shm.name(), e))?;
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
             out.push(to_js(env.raw(), &item)?);
         }
         Ok(())
@@ -165,7 +173,7 @@ impl ShareableList {
         let count = self
             .layout
             .count(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
         Ok(count as u32)
     }
 
@@ -177,7 +185,7 @@ impl ShareableList {
         let found = self
             .layout
             .index_of(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm.name(), e))?;
+            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
         found.map(|i| i as u32).ok_or_else(|| {
             error(
                 Code("ERR_SHM_VALUE_NOT_FOUND"),
@@ -189,12 +197,12 @@ impl ShareableList {
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
     #[napi]
     pub fn close(&mut self, env: Env) -> Result<(), Code> {
-        self.shm.close(&env)
+        self.shm.get_mut().close(&env)
     }
 
     #[allow(clippy::mut_from_ref)] // the mapping is shared memory; see the SAFETY note
     fn bytes(&self) -> Result<&mut [u8], Code> {
-        let segment = self.shm.segment()?;
+        let segment = self.shm_ref().segment()?;
         // SAFETY: JS is single-threaded in this env and cannot run during this native call,
         // so no typed array over the mapping is in use while the slice lives; the layout code
         // treats the bytes as untrusted.
@@ -224,6 +232,13 @@ impl ShareableList {
                 format!("index out of range: {index} (the list has {len} items)"),
             )
         })
+    }
+}
+
+impl ObjectFinalize for ShareableList {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        self.shm.release(&env);
+        Ok(())
     }
 }
 

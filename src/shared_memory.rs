@@ -7,6 +7,7 @@ use napi_derive::napi;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
+use crate::held::Held;
 use crate::manager::SharedMemoryManager;
 use crate::view::View;
 
@@ -64,7 +65,7 @@ pub struct SharedMemory {
     segment: Option<Arc<Segment>>,
     view: Option<View>,
     /// The manager that made this segment, kept alive for as long as this handle lives.
-    owner: Option<Reference<SharedMemoryManager>>,
+    owner: Option<Held<SharedMemoryManager>>,
 }
 
 #[napi]
@@ -142,7 +143,7 @@ impl SharedMemory {
     }
 
     /// A handle on a segment that `owner` made (and will unlink).
-    pub(crate) fn owned_by(segment: Segment, owner: Reference<SharedMemoryManager>) -> Self {
+    pub(crate) fn owned_by(segment: Segment, owner: Held<SharedMemoryManager>) -> Self {
         SharedMemory {
             owner: Some(owner),
             ..Self::wrap(segment, true)
@@ -194,10 +195,11 @@ impl SharedMemory {
     }
 
     fn view(&mut self, env: &Env) -> Result<&View, Code> {
-        if self.view.is_none() {
-            self.view = Some(View::new(env, self.segment()?)?);
-        }
-        Ok(self.view.as_ref().expect("view was just set"))
+        let view = match self.view.take() {
+            Some(view) => view,
+            None => View::new(env, self.segment()?)?,
+        };
+        Ok(self.view.insert(view))
     }
 
     /// Unmaps this handle: every Buffer, ArrayBuffer and typed array over it becomes
@@ -239,7 +241,9 @@ impl ObjectFinalize for SharedMemory {
         if let Some(view) = self.view.take() {
             view.release(&env);
         }
-        drop(self.owner.take());
+        if let Some(owner) = self.owner.take() {
+            owner.release(&env);
+        }
         Ok(())
     }
 }
