@@ -18,7 +18,7 @@ let failed = false
 for (const { target, executable } of binaries) {
   const run = spawnSync(
     'valgrind',
-    ['--quiet', '--leak-check=full', '--errors-for-leak-kinds=definite', '--error-exitcode=9', executable, '--test-threads=1'],
+    ['--quiet', '--leak-check=full', '--show-possibly-lost=no', '--show-reachable=no', '--errors-for-leak-kinds=definite', '--error-exitcode=9', executable, '--test-threads=1'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   )
   console.log(`valgrind ${target.name}: ${run.status === 0 ? 'clean' : `FAILED (exit ${run.status})`}`)
