@@ -15,27 +15,7 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 pub const UNSUPPORTED_TYPE: Code = Code("ERR_SHM_UNSUPPORTED_TYPE");
 
 /// An item taken from JS, owning its text or bytes.
-pub enum OwnedItem {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    None,
-    Str(String),
-    Bytes(Vec<u8>),
-}
-
-impl OwnedItem {
-    pub fn item(&self) -> Item<'_> {
-        match self {
-            OwnedItem::Int(v) => Item::Int(*v),
-            OwnedItem::Float(v) => Item::Float(*v),
-            OwnedItem::Bool(v) => Item::Bool(*v),
-            OwnedItem::None => Item::None,
-            OwnedItem::Str(s) => Item::Str(s),
-            OwnedItem::Bytes(b) => Item::Bytes(b),
-        }
-    }
-}
+pub use shmkit_core::list::OwnedItem;
 
 /// Converts a JS value; anything no slot can hold is `ERR_SHM_UNSUPPORTED_TYPE`.
 pub fn from_js(env: &Env, value: sys::napi_value) -> Result<OwnedItem, Code> {

@@ -46,6 +46,37 @@ pub enum Item<'a> {
     Bytes(&'a [u8]),
 }
 
+/// An item that owns its text or bytes (for values that outlive their source).
+#[derive(Clone, Debug, PartialEq)]
+pub enum OwnedItem {
+    /// Python `int` within int64.
+    Int(i64),
+    /// Python `float`.
+    Float(f64),
+    /// Python `bool`.
+    Bool(bool),
+    /// Python `None`.
+    None,
+    /// Python `str`.
+    Str(String),
+    /// Python `bytes`.
+    Bytes(Vec<u8>),
+}
+
+impl OwnedItem {
+    /// The borrowed [`Item`] to write.
+    pub fn item(&self) -> Item<'_> {
+        match self {
+            OwnedItem::Int(v) => Item::Int(*v),
+            OwnedItem::Float(v) => Item::Float(*v),
+            OwnedItem::Bool(v) => Item::Bool(*v),
+            OwnedItem::None => Item::None,
+            OwnedItem::Str(s) => Item::Str(s),
+            OwnedItem::Bytes(b) => Item::Bytes(b),
+        }
+    }
+}
+
 const FORMAT_LEN: usize = 8;
 const SLOT_ALIGN: usize = 8;
 /// The largest str/bytes slot whose format (`9999992s`) still fits 8 bytes; CPython would

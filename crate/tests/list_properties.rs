@@ -1,30 +1,7 @@
 //! Property tests: random lists round-trip; random bytes never panic the decoder.
 
 use proptest::prelude::*;
-use shmkit_core::list::{python_eq, Item, Layout};
-
-#[derive(Clone, Debug)]
-enum Owned {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    None,
-    Str(String),
-    Bytes(Vec<u8>),
-}
-
-impl Owned {
-    fn item(&self) -> Item<'_> {
-        match self {
-            Owned::Int(v) => Item::Int(*v),
-            Owned::Float(v) => Item::Float(*v),
-            Owned::Bool(v) => Item::Bool(*v),
-            Owned::None => Item::None,
-            Owned::Str(s) => Item::Str(s),
-            Owned::Bytes(b) => Item::Bytes(b),
-        }
-    }
-}
+use shmkit_core::list::{python_eq, Item, Layout, OwnedItem as Owned};
 
 fn owned() -> impl Strategy<Value = Owned> {
     prop_oneof![
