@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { truncateSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, truncateSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import test from 'ava'
@@ -64,8 +65,29 @@ function otherUser(): string | null {
   return user
 }
 
+/**
+ * A copy of the loader and binary that another user can read: the checkout may sit in a
+ * directory only its owner can enter (a fresh `mktemp -d` clone is 0700).
+ */
+let staged = ''
+function stagedPackage(): string {
+  if (staged) return staged
+  staged = mkdtempSync(join(tmpdir(), 'shmkit-other-user-'))
+  const root = join(FIXTURES, '../..')
+  for (const file of readdirSync(root).filter((f) => f === 'index.js' || f.endsWith('.node'))) {
+    copyFileSync(join(root, file), join(staged, file))
+    chmodSync(join(staged, file), 0o644)
+  }
+  chmodSync(staged, 0o755)
+  return staged
+}
+
+test.after.always(() => {
+  if (staged) rmSync(staged, { recursive: true, force: true })
+})
+
 function openAs(user: string, name: string): string {
-  const script = `const { SharedMemory } = require(${JSON.stringify(join(FIXTURES, '../../index.js'))});
+  const script = `const { SharedMemory } = require(${JSON.stringify(join(stagedPackage(), 'index.js'))});
 try { const s = SharedMemory.open(${JSON.stringify(name)}); s.buf[0] = 1; s.close(); console.log('opened') } catch (e) { console.log(e.code) }`
   return execFileSync('runuser', ['-u', user, '--', process.execPath, '-e', script], { encoding: 'utf8' }).trim()
 }
@@ -93,7 +115,7 @@ test('a name another user created first is EEXIST, never adopted', (t) => {
   const user = otherUser()
   if (!user) return t.pass('needs root on Linux')
   const name = uniqueName('squat')
-  const script = `const { SharedMemory } = require(${JSON.stringify(join(FIXTURES, '../../index.js'))});
+  const script = `const { SharedMemory } = require(${JSON.stringify(join(stagedPackage(), 'index.js'))});
 SharedMemory.create(64, { name: ${JSON.stringify(name)}, track: false, mode: 0o666 }).close()`
   execFileSync('runuser', ['-u', user, '--', process.execPath, '-e', script])
   t.teardown(() => SharedMemory.open(name).unlink())

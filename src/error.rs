@@ -48,3 +48,25 @@ pub fn check(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
         ))
     }
 }
+
+/// An optional options argument: `undefined`/`null` is `None`, an object is converted, and
+/// anything else is `ERR_INVALID_ARG_TYPE` (napi-rs alone would accept a string as `{}`).
+pub fn options<T: FromNapiValue>(env: &Env, value: Option<Unknown>, what: &str) -> Result<Option<T>, Code> {
+    let Some(value) = value else { return Ok(None) };
+    let kind = value
+        .get_type()
+        .map_err(|e| error(INVALID_ARG_TYPE, e.reason.clone()))?;
+    match kind {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        ValueType::Object => {
+            // SAFETY: `value` is a live object of the current call's env.
+            unsafe { T::from_napi_value(env.raw(), value.raw()) }
+                .map(Some)
+                .map_err(|e| error(INVALID_ARG_TYPE, format!("{what}: {}", e.reason)))
+        }
+        other => Err(error(
+            INVALID_ARG_TYPE,
+            format!("{what} must be an object, not {other:?}"),
+        )),
+    }
+}

@@ -40,7 +40,8 @@ impl ShareableList {
         constructor,
         ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null"
     )]
-    pub fn new(env: Env, sequence: Option<Unknown>, options: Option<ShareableListOptions>) -> Result<Self, Code> {
+    pub fn new(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
+        let options: Option<ShareableListOptions> = crate::error::options(&env, options, "options")?;
         let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
         match (sequence, name) {
@@ -128,7 +129,7 @@ impl ShareableList {
     #[napi(getter)]
     pub fn format(&self) -> Result<String, Code> {
         let name = self.shm_ref().name();
-        self.layout.format(self.bytes()?).map_err(|e| corrupt_in(&name, e))
+        self.layout.format_live(self.bytes()?).map_err(|e| corrupt_in(&name, e))
     }
 
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).

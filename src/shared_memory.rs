@@ -73,7 +73,11 @@ impl SharedMemory {
     /// Creates (`create: true`) or attaches to a segment, like CPython's
     /// `SharedMemory(name=None, create=False, size=0)`.
     #[napi(constructor)]
-    pub fn new(options: Option<SharedMemoryOptions>) -> Result<Self, Code> {
+    pub fn new(
+        env: Env,
+        #[napi(ts_arg_type = "SharedMemoryOptions | undefined | null")] options: Option<Unknown>,
+    ) -> Result<Self, Code> {
+        let options: Option<SharedMemoryOptions> = crate::error::options(&env, options, "options")?;
         let options = options.unwrap_or(SharedMemoryOptions {
             name: None,
             create: None,
@@ -92,7 +96,7 @@ impl SharedMemory {
                 reserve: options.reserve,
                 mode: options.mode,
             };
-            return Self::create(size, Some(create));
+            return Self::create_with(size, Some(create));
         }
         match options.name {
             Some(name) => Self::open(name),
@@ -102,7 +106,15 @@ impl SharedMemory {
 
     /// Creates a new segment of `size` bytes, zero-filled, with mode 0600.
     #[napi(factory)]
-    pub fn create(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
+    pub fn create(
+        env: Env,
+        size: f64,
+        #[napi(ts_arg_type = "CreateOptions | undefined | null")] options: Option<Unknown>,
+    ) -> Result<Self, Code> {
+        Self::create_with(size, crate::error::options(&env, options, "options")?)
+    }
+
+    fn create_with(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
         let size = checked_size(size)?;
         let options = options.unwrap_or(CreateOptions {
             name: None,

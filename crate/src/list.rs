@@ -234,6 +234,10 @@ impl Layout {
         }
         let layout = Layout { offsets };
         for i in 0..n {
+            // An item another process is writing right now is checked when it is read.
+            if bytes.get(layout.code_at(i)) == Some(&CODE_BUSY) {
+                continue;
+            }
             layout.kind(bytes, i)?;
         }
         Ok(layout)
@@ -400,6 +404,32 @@ impl Layout {
     /// [`Error::Corrupt`] when any format or code is invalid.
     pub fn format(&self, bytes: &[u8]) -> Result<String> {
         (0..self.len()).map(|i| self.item_format(bytes, i)).collect()
+    }
+
+    /// [`Layout::format`] of a segment other processes may be writing: each item's format is
+    /// read under its lock (see [`Layout::read_live`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when any format or code is invalid or stays mid-write.
+    pub fn format_live(&self, bytes: &mut [u8]) -> Result<String> {
+        if bytes.len() < self.total_len() {
+            return Err(corrupt("the segment is shorter than the list"));
+        }
+        let mut formats = String::new();
+        for index in 0..self.len() {
+            let code_at = self.code_at(index);
+            let Some(code) = lock_item(&mut bytes[code_at]) else {
+                return Err(corrupt(format!(
+                    "item {index} stays mid-write: its writer may have died"
+                )));
+            };
+            let checked = self.kind_with_code(bytes, index, code);
+            let format = show_format(&bytes[self.format_range(index)]);
+            crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
+            checked?;
+            formats.push_str(&format);
+        }
+        Ok(formats)
     }
 
     /// How many items equal `needle` under Python's `==` ([`python_eq`]).
