@@ -1,11 +1,14 @@
 // `npm run bench`: shmkit against its peers, same machine, same run. Figures only; nothing
 // here is asserted. `--quick` runs every case briefly, to check that the benchmark works.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './more.mjs'
+import { renderChart } from './chart.mjs'
 
 const require = createRequire(import.meta.url)
 const { SharedMemory, ShareableList } = require('../index.js')
@@ -15,6 +18,7 @@ const ROUNDS = quick ? 3 : 15
 const ITERS = quick ? 200 : 2000
 const SIZE = 4096
 const LIST_ITERS = quick ? 2000 : 20000
+const BIG_ITERS = quick ? 5 : 40
 const here = fileURLToPath(new URL('.', import.meta.url))
 
 function medianRound(op, iters = ITERS) {
@@ -28,20 +32,20 @@ function medianRound(op, iters = ITERS) {
   return perOp[Math.floor(perOp.length / 2)]
 }
 
-function cFloor() {
+function cFloor(size = SIZE, iters = ITERS) {
   const dir = mkdtempSync(join(tmpdir(), 'shmkit-bench-'))
   try {
     const exe = join(dir, 'shm_loop')
     execFileSync('cc', ['-O2', '-o', exe, join(here, 'peers/shm_loop.c'), '-lrt'])
-    return JSON.parse(execFileSync(exe, [ROUNDS, ITERS, SIZE].map(String), { encoding: 'utf8' }))
+    return JSON.parse(execFileSync(exe, [ROUNDS, iters, size].map(String), { encoding: 'utf8' }))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-function cpython() {
+function cpython(size = SIZE, iters = ITERS) {
   try {
-    const out = execFileSync('python3', [join(here, 'peers/cpython_shm.py'), ROUNDS, ITERS, SIZE].map(String), {
+    const out = execFileSync('python3', [join(here, 'peers/cpython_shm.py'), ROUNDS, iters, size].map(String), {
       encoding: 'utf8',
     })
     return JSON.parse(out)
@@ -88,6 +92,23 @@ function shmkitList() {
   }
 }
 
+/** create+close+unlink of a 64 MiB segment, reserved and sparse. */
+function shmkitBig() {
+  const big = 64 * 2 ** 20
+  return {
+    create: medianRound(() => {
+      const s = SharedMemory.create(big, { track: false })
+      s.close()
+      s.unlink()
+    }, BIG_ITERS),
+    createSparse: medianRound(() => {
+      const s = SharedMemory.create(big, { track: false, reserve: false })
+      s.close()
+      s.unlink()
+    }, BIG_ITERS),
+  }
+}
+
 function shmkit() {
   const seed = SharedMemory.create(SIZE, { track: false })
   const result = {
@@ -126,12 +147,19 @@ function shmkit() {
 
 // Machines drift; interleave the runners over several passes and keep each case's median.
 const PASSES = quick ? 1 : 3
-const passes = { c: [], node: [], py: [], nodeList: [], pyList: [] }
+// shm-typed-array builds with node-gyp on first use (skipped in quick mode unless present).
+const sta = quick && !existsSync(join(here, '.peers', 'node_modules', 'shm-typed-array', 'build')) ? null : shmTypedArray()
+const passes = { c: [], node: [], py: [], nodeList: [], pyList: [], cBig: [], nodeBig: [], pyBig: [], sta: [] }
 for (let p = 0; p < PASSES; p++) {
   passes.c.push(cFloor())
   passes.node.push(shmkit())
   const py = cpython()
   if (py) passes.py.push(py)
+  if (sta) passes.sta.push(shmTypedArrayOps(sta, medianRound))
+  passes.cBig.push(cFloor(64 * 2 ** 20, BIG_ITERS))
+  passes.nodeBig.push(shmkitBig())
+  const pyBig = cpython(64 * 2 ** 20, BIG_ITERS)
+  if (pyBig) passes.pyBig.push(pyBig)
   passes.nodeList.push(shmkitList())
   const pyList = cpythonList()
   if (pyList) passes.pyList.push(pyList)
@@ -151,21 +179,30 @@ const node = medianOf(passes.node)
 const py = medianOf(passes.py)
 const nodeList = medianOf(passes.nodeList)
 const pyList = medianOf(passes.pyList)
+const cBig = medianOf(passes.cBig)
+const nodeBig = medianOf(passes.nodeBig)
+const pyBig = medianOf(passes.pyBig)
+const staOps = medianOf(passes.sta)
+const moved = await transfer(quick ? 1 : 5)
+const bw = bandwidth(quick ? 1 : 3)
+const attach = attachRss()
 
 const fmt = (ns) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`)
 const ratio = (x, floor) => `${(x / floor).toFixed(2)}×`
 const rows = [
-  ['create+close+unlink 4 KiB (reserved)', node.create, c.create, py?.create],
-  ['create+close+unlink 4 KiB (reserve: false)', node.createSparse, c.createSparse, py?.create],
+  ['create+close+unlink 4 KiB (reserved)', node.create, c.create, py?.create, staOps?.create],
+  ['create+close+unlink 4 KiB (reserve: false)', node.createSparse, c.createSparse, py?.create, staOps?.create],
   ['  … with buf touched', node.createWithBuf, c.create, py?.create],
-  ['open+close 4 KiB', node.open, c.open, py?.open],
+  ['open+close 4 KiB', node.open, c.open, py?.open, staOps?.open],
   ['  … with buf touched', node.openWithBuf, c.open, py?.open],
+  ['create+close+unlink 64 MiB (reserved)', nodeBig.create, cBig.create, pyBig?.create],
+  ['create+close+unlink 64 MiB (reserve: false)', nodeBig.createSparse, cBig.createSparse, pyBig?.create],
 ]
 
 console.log(`\nshmkit benchmark — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, CPython ${py?.version ?? 'absent'}`)
 console.log(`median of ${ROUNDS} rounds × ${ITERS} operations, ${PASSES} interleaved pass(es)${quick ? ' (quick mode)' : ''}\n`)
 console.table(
-  rows.map(([what, ours, floor, python]) => ({
+  rows.map(([what, ours, floor, python, peer]) => ({
     case: what,
     shmkit: fmt(ours),
     'C loop': fmt(floor),
@@ -173,6 +210,7 @@ console.table(
     'shmkit / C': ratio(ours, floor),
     'CPython / C': python ? ratio(python, floor) : '—',
     'CPython / shmkit': python ? ratio(python, ours) : '—',
+    'shm-typed-array': peer ? fmt(peer) : '—',
   })),
 )
 const listRows = [
@@ -202,11 +240,28 @@ if (pyList) {
   }
   targets.push(['toArray() ≥ 50× faster than CPython list()', pyList.toArray600 / nodeList.toArray600, (r) => r >= 50])
 }
+targets.push(['64 MiB to a child ≥ 100× faster than advanced-serialization IPC', moved.ipcMs / moved.shmkitMs, (r) => r >= 100])
+targets.push(['RSS growth of an untouched 1 GiB attach < 1 MiB (MiB)', attach.growthMiB, (r) => r < 1])
+targets.push(['write bandwidth ≥ 80% of C memset (fraction)', bw.shmkitGBs / bw.cMemsetGBs, (r) => r >= 0.8])
+const fmtMs = (ms) => (ms == null ? '—' : `${ms.toFixed(1)} ms`)
+console.log('\n64 MiB of Float64 to a child process and its checksum back (median)')
+console.table([
+  { way: 'shmkit (the child attaches by name)', time: fmtMs(moved.shmkitMs), 'vs shmkit': '1.00×' },
+  { way: "child_process IPC, serialization: 'advanced'", time: fmtMs(moved.ipcMs), 'vs shmkit': ratio(moved.ipcMs, moved.shmkitMs) },
+  { way: 'CPython child (attach by name, sum)', time: fmtMs(moved.cpythonMs), 'vs shmkit': moved.cpythonMs ? ratio(moved.cpythonMs, moved.shmkitMs) : '—' },
+  { way: 'hand-over only: shmkit (child reads one value)', time: fmtMs(moved.shmkitHandoverMs), 'vs shmkit': '1.00×' },
+  { way: 'hand-over only: IPC (child reads one value)', time: fmtMs(moved.ipcHandoverMs), 'vs shmkit': ratio(moved.ipcHandoverMs, moved.shmkitHandoverMs) },
+])
+console.log(
+  `first-touch write of 256 MiB: shmkit buf.fill ${bw.shmkitGBs.toFixed(2)} GB/s, C memset ${bw.cMemsetGBs.toFixed(2)} GB/s ` +
+    `(${((bw.shmkitGBs / bw.cMemsetGBs) * 100).toFixed(0)}%)`,
+)
+console.log(`attaching 1 GiB untouched: RSS +${attach.growthMiB.toFixed(2)} MiB, open in ${attach.openUs.toFixed(0)} µs`)
 console.log(
   `\ntracked create+close+unlink: ${fmt(node.createTracked)} vs track: false ${fmt(node.create)} ` +
     `(${ratio(node.createTracked, node.create)}; tracking adds ${fmt(node.createTracked - node.create)} per create)\n`,
 )
-for (const [what, r, met] of targets) console.log(`${met(r) ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}×`)
+for (const [what, r, met] of targets) console.log(`${met(r) ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}${what.includes('(') ? '' : '×'}`)
 
 const results = {
   date: new Date().toISOString(),
@@ -218,5 +273,14 @@ const results = {
   python: py,
   shmkitList: nodeList,
   pythonList: pyList,
+  big: { c: cBig, shmkit: nodeBig, python: pyBig },
+  shmTypedArray: staOps,
+  transfer: moved,
+  bandwidth: bw,
+  attach1GiB: attach,
+  targets: targets.map(([what, value, met]) => ({ what, value, met: met(value) })),
 }
 writeFileSync(join(here, quick ? 'results.quick.json' : 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+const chart = join(here, quick ? 'results.quick.svg' : 'results.svg')
+writeFileSync(chart, await renderChart(results))
+console.log(`\nwrote ${join('benchmark', quick ? 'results.quick.json' : 'results.json')} and ${join('benchmark', chart.split('/').pop())}`)
