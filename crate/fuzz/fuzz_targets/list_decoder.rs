@@ -8,6 +8,15 @@ use shmkit_core::list::{Item, Layout};
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
     let Ok(layout) = Layout::read(&bytes) else { return };
+    // An item marked mid-write (code 0xff) makes locked accesses wait 200 ms for a writer
+    // that does not exist: decode it as it stands, then clear the mark so fuzzing stays fast.
+    let codes = layout.total_len() - layout.len();
+    for i in 0..layout.len() {
+        let _ = layout.get(&bytes, i);
+        if bytes[codes + i] == 0xff {
+            bytes[codes + i] = 0;
+        }
+    }
     let _ = layout.format(&bytes);
     let mut scratch = Vec::new();
     for i in 0..layout.len() {
