@@ -121,7 +121,7 @@ console.log(JSON.stringify({ growthMiB: (during - before) / 2 ** 20, length: buf
 
 /**
  * shm-typed-array, the best-known Node peer, installed into benchmark/.peers by the benchmark
- * itself (it builds with node-gyp). Returns its module, or null with the reason printed.
+ * itself (it builds with node-gyp). Returns its folder, or null with the reason printed.
  */
 export function shmTypedArray() {
   const prefix = join(here, '.peers')
@@ -141,30 +141,21 @@ export function shmTypedArray() {
     }
   }
   try {
-    return require(entry)
+    require(entry)
+    return entry
   } catch (err) {
     console.warn(`shm-typed-array did not load: ${err.message}`)
     return null
   }
 }
 
-/** shm-typed-array's POSIX create+destroy and attach+detach of 4 KiB, per operation. */
-export function shmTypedArrayOps(shm, medianRound) {
-  let n = 0
-  const key = () => `/shmkit_bench_sta_${process.pid}_${n++}`
-  const create = medianRound(() => {
-    const k = key()
-    shm.create(4096, 'Buffer', k)
-    shm.destroy(k)
+/** shm-typed-array's create+destroy and attach+detach of 4 KiB, measured in a child process. */
+export function shmTypedArrayOps(rounds, iters) {
+  const moduleDir = join(here, '.peers', 'node_modules', 'shm-typed-array')
+  const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'peers/sta-ops.cjs'), moduleDir, String(rounds), String(iters)], {
+    encoding: 'utf8',
   })
-  const seedKey = `/shmkit_bench_sta_seed_${process.pid}`
-  shm.create(4096, 'Buffer', seedKey)
-  const open = medianRound(() => {
-    shm.get(seedKey, 'Buffer')
-    shm.detach(seedKey)
-  })
-  shm.destroy(seedKey)
-  return { create, open }
+  return JSON.parse(out)
 }
 
 export const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'))

@@ -155,7 +155,7 @@ for (let p = 0; p < PASSES; p++) {
   passes.node.push(shmkit())
   const py = cpython()
   if (py) passes.py.push(py)
-  if (sta) passes.sta.push(shmTypedArrayOps(sta, medianRound))
+  if (sta) passes.sta.push(shmTypedArrayOps(ROUNDS, Math.min(ITERS, 500)))
   passes.cBig.push(cFloor(64 * 2 ** 20, BIG_ITERS))
   passes.nodeBig.push(shmkitBig())
   const pyBig = cpython(64 * 2 ** 20, BIG_ITERS)
