@@ -7,6 +7,8 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { Bench } from 'tinybench'
+
 import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './more.mjs'
 import { renderChart } from './chart.mjs'
 
@@ -21,16 +23,20 @@ const LIST_ITERS = quick ? 2000 : 20000
 const BIG_ITERS = quick ? 5 : 40
 const here = fileURLToPath(new URL('.', import.meta.url))
 
-function medianRound(op, iters = ITERS) {
-  const perOp = []
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint()
-    for (let i = 0; i < iters; i++) op()
-    perOp.push(Number(process.hrtime.bigint() - t0) / iters)
-  }
-  perOp.sort((a, b) => a - b)
-  return perOp[Math.floor(perOp.length / 2)]
+/**
+ * One call of `op` measured by tinybench: the median (p50) latency in nanoseconds. (The C and
+ * CPython peers are separate programs and time their own loops; see benchmark/peers.)
+ */
+async function measure(op, minIterations = quick ? 50 : 500, batch = 1) {
+  const bench = new Bench({ time: quick ? 50 : 400, iterations: minIterations, warmupTime: quick ? 10 : 100, throws: true })
+  // Sub-microsecond operations run in batches, so the timer's own cost does not swamp them.
+  bench.add('op', batch === 1 ? op : () => {
+    for (let i = 0; i < batch; i++) op()
+  })
+  await bench.run()
+  return (bench.tasks[0].result.latency.p50 * 1e6) / batch
 }
+
 
 function cFloor(size = SIZE, iters = ITERS) {
   const dir = mkdtempSync(join(tmpdir(), 'shmkit-bench-'))
@@ -71,17 +77,17 @@ function mixed(n) {
   return Array.from({ length: n }, (_, i) => kinds[i % kinds.length](i))
 }
 
-function shmkitList() {
+async function shmkitList() {
   const sl = new ShareableList([12345, 'short'], { track: false })
   const big = new ShareableList(mixed(600), { track: false })
   let sink = 0
   try {
     return {
-      getInt: medianRound(() => (sink += sl.get(0)), LIST_ITERS),
-      getStr: medianRound(() => (sink += sl.get(1).length), LIST_ITERS),
-      setInt: medianRound(() => sl.set(0, 54321), LIST_ITERS),
-      setStr: medianRound(() => sl.set(1, 'other'), LIST_ITERS),
-      toArray600: medianRound(() => (sink += big.toArray().length), Math.max(1, LIST_ITERS / 100)),
+      getInt: await measure(() => (sink += sl.get(0)), quick ? 20 : 200, 100),
+      getStr: await measure(() => (sink += sl.get(1).length), quick ? 20 : 200, 100),
+      setInt: await measure(() => sl.set(0, 54321), quick ? 20 : 200, 100),
+      setStr: await measure(() => sl.set(1, 'other'), quick ? 20 : 200, 100),
+      toArray600: await measure(() => (sink += big.toArray().length), quick ? 20 : 200),
     }
   } finally {
     for (const list of [sl, big]) {
@@ -93,15 +99,15 @@ function shmkitList() {
 }
 
 /** create+close+unlink of a 64 MiB segment, reserved and sparse. */
-function shmkitBig() {
+async function shmkitBig() {
   const big = 64 * 2 ** 20
   return {
-    create: medianRound(() => {
+    create: await measure(() => {
       const s = SharedMemory.create(big, { track: false })
       s.close()
       s.unlink()
     }, BIG_ITERS),
-    createSparse: medianRound(() => {
+    createSparse: await measure(() => {
       const s = SharedMemory.create(big, { track: false, reserve: false })
       s.close()
       s.unlink()
@@ -109,32 +115,32 @@ function shmkitBig() {
   }
 }
 
-function shmkit() {
+async function shmkit() {
   const seed = SharedMemory.create(SIZE, { track: false })
   const result = {
-    create: medianRound(() => {
+    create: await measure(() => {
       const s = SharedMemory.create(SIZE, { track: false })
       s.close()
       s.unlink()
     }),
-    createTracked: medianRound(() => {
+    createTracked: await measure(() => {
       const s = SharedMemory.create(SIZE)
       s.close()
       s.unlink()
     }),
-    createSparse: medianRound(() => {
+    createSparse: await measure(() => {
       const s = SharedMemory.create(SIZE, { track: false, reserve: false })
       s.close()
       s.unlink()
     }),
-    createWithBuf: medianRound(() => {
+    createWithBuf: await measure(() => {
       const s = SharedMemory.create(SIZE, { track: false })
       s.buf[0] = 1
       s.close()
       s.unlink()
     }),
-    open: medianRound(() => SharedMemory.open(seed.name).close()),
-    openWithBuf: medianRound(() => {
+    open: await measure(() => SharedMemory.open(seed.name).close()),
+    openWithBuf: await measure(() => {
       const s = SharedMemory.open(seed.name)
       s.buf[0] = 1
       s.close()
@@ -152,15 +158,15 @@ const sta = quick && !existsSync(join(here, '.peers', 'node_modules', 'shm-typed
 const passes = { c: [], node: [], py: [], nodeList: [], pyList: [], cBig: [], nodeBig: [], pyBig: [], sta: [] }
 for (let p = 0; p < PASSES; p++) {
   passes.c.push(cFloor())
-  passes.node.push(shmkit())
+  passes.node.push(await shmkit())
   const py = cpython()
   if (py) passes.py.push(py)
   if (sta) passes.sta.push(shmTypedArrayOps(ROUNDS, Math.min(ITERS, 500)))
   passes.cBig.push(cFloor(64 * 2 ** 20, BIG_ITERS))
-  passes.nodeBig.push(shmkitBig())
+  passes.nodeBig.push(await shmkitBig())
   const pyBig = cpython(64 * 2 ** 20, BIG_ITERS)
   if (pyBig) passes.pyBig.push(pyBig)
-  passes.nodeList.push(shmkitList())
+  passes.nodeList.push(await shmkitList())
   const pyList = cpythonList()
   if (pyList) passes.pyList.push(pyList)
 }
@@ -200,7 +206,9 @@ const rows = [
 ]
 
 console.log(`\nshmkit benchmark — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, CPython ${py?.version ?? 'absent'}`)
-console.log(`median of ${ROUNDS} rounds × ${ITERS} operations, ${PASSES} interleaved pass(es)${quick ? ' (quick mode)' : ''}\n`)
+console.log(
+  `shmkit: tinybench p50 per operation; C and CPython: median of ${ROUNDS} rounds × ${ITERS} operations in their own loops; ${PASSES} interleaved pass(es)${quick ? ' (quick mode)' : ''}\n`,
+)
 console.table(
   rows.map(([what, ours, floor, python, peer]) => ({
     case: what,
