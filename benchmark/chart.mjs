@@ -16,6 +16,7 @@ export async function renderChart(r) {
   add('vs CPython', '64 MiB to a child', r.transfer.cpythonMs, r.transfer.shmkitMs)
   add('vs IPC', '64 MiB to a child', r.transfer.ipcMs, r.transfer.shmkitMs)
   add('vs IPC', '64 MiB hand-over only', r.transfer.ipcHandoverMs, r.transfer.shmkitHandoverMs)
+  add('vs worker + SharedArrayBuffer', '64 MiB to a worker / child', r.transfer.workerSabMs, r.transfer.shmkitMs)
   add('vs shm-typed-array', 'create 4 KiB', r.shmTypedArray?.create, r.shmkit.create)
   add('vs shm-typed-array', 'open 4 KiB', r.shmTypedArray?.open, r.shmkit.open)
   add('vs C (floor)', 'create 4 KiB', r.c.create, r.shmkit.create)

@@ -3,6 +3,7 @@
 import { execFileSync, fork, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,7 +28,21 @@ async function sumChild(mode) {
   return { ask, close: () => child.kill() }
 }
 
-/** 64 MiB of Float64 to a child and its checksum back: by name (shmkit), by IPC, by CPython. */
+/** A worker thread that sums a SharedArrayBuffer: the in-process alternative. */
+function sumWorker() {
+  const worker = new Worker(join(here, 'peers/sum-worker.cjs'))
+  const ask = (msg) =>
+    new Promise((resolve) => {
+      worker.once('message', resolve)
+      worker.postMessage(msg)
+    })
+  return { ask, close: () => worker.terminate() }
+}
+
+/**
+ * 64 MiB of Float64 to a child and its checksum back: by name (shmkit), by IPC, by CPython;
+ * and, in-process, to a worker thread through a SharedArrayBuffer.
+ */
 export async function transfer(rounds) {
   const bytes = 64 * MiB
   const shm = SharedMemory.create(bytes, { track: false })
@@ -38,7 +53,10 @@ export async function transfer(rounds) {
   try {
     const viaShm = await sumChild('shmkit')
     const viaIpc = await sumChild('ipc')
-    const times = { shmkit: [], ipc: [], cpython: [], shmkitHandover: [], ipcHandover: [] }
+    const times = { shmkit: [], ipc: [], cpython: [], shmkitHandover: [], ipcHandover: [], worker: [] }
+    const sab = new SharedArrayBuffer(bytes)
+    new Float64Array(sab).set(floats)
+    const viaWorker = sumWorker()
     const last = floats[floats.length - 1]
     for (let r = 0; r < rounds; r++) {
       let t = now()
@@ -54,11 +72,16 @@ export async function transfer(rounds) {
       if ((await viaIpc.ask({ only: floats })) !== last) throw new Error('IPC hand-over mismatch')
       times.ipcHandover.push(now() - t)
       t = now()
+      if ((await viaWorker.ask({ sab })) !== expected) throw new Error('worker checksum mismatch')
+      times.worker.push(now() - t)
+      t = now()
       const py = spawnSync('python3', [join(here, 'peers/cpython_sum.py'), shm.name], { encoding: 'utf8' })
       if (py.status === 0 && Number(py.stdout) === expected) times.cpython.push(now() - t)
     }
     viaShm.close()
     viaIpc.close()
+    await viaWorker.close()
+    result.workerSabMs = median(times.worker)
     result.shmkitMs = median(times.shmkit)
     result.ipcMs = median(times.ipc)
     result.cpythonMs = times.cpython.length ? median(times.cpython) : null

@@ -257,6 +257,7 @@ console.table([
   { way: 'shmkit (the child attaches by name)', time: fmtMs(moved.shmkitMs), 'vs shmkit': '1.00×' },
   { way: "child_process IPC, serialization: 'advanced'", time: fmtMs(moved.ipcMs), 'vs shmkit': ratio(moved.ipcMs, moved.shmkitMs) },
   { way: 'CPython child (attach by name, sum)', time: fmtMs(moved.cpythonMs), 'vs shmkit': moved.cpythonMs ? ratio(moved.cpythonMs, moved.shmkitMs) : '—' },
+  { way: 'in-process: worker thread + SharedArrayBuffer', time: fmtMs(moved.workerSabMs), 'vs shmkit': ratio(moved.workerSabMs, moved.shmkitMs) },
   { way: 'hand-over only: shmkit (child reads one value)', time: fmtMs(moved.shmkitHandoverMs), 'vs shmkit': '1.00×' },
   { way: 'hand-over only: IPC (child reads one value)', time: fmtMs(moved.ipcHandoverMs), 'vs shmkit': ratio(moved.ipcHandoverMs, moved.shmkitHandoverMs) },
 ])
