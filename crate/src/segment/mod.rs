@@ -92,10 +92,12 @@ impl SegmentOptions {
         self
     }
 
+    #[cfg_attr(windows, allow(dead_code))] // Windows sections take no mode
     pub(crate) fn mode_bits(&self) -> u32 {
         self.mode
     }
 
+    #[cfg_attr(windows, allow(dead_code))] // Windows commits sections at create
     pub(crate) fn reserves(&self) -> bool {
         self.reserve
     }
