@@ -1,7 +1,7 @@
 // The cases beyond create/open and the list: bulk transfer to a child, first-touch write
 // bandwidth, attaching 1 GiB untouched, and the npm peer shm-typed-array. Figures only.
 import { execFileSync, fork, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { tmpdir } from 'node:os'
@@ -181,4 +181,3 @@ export function shmTypedArrayOps(rounds, iters) {
   return JSON.parse(out)
 }
 
-export const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'))

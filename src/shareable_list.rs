@@ -22,6 +22,11 @@ pub struct ShareableListOptions {
     pub track: Option<bool>,
 }
 
+thread_local! {
+    /// Scratch space for `get`, reused across calls on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A fixed-length list of numbers, bigints, booleans, nulls, strings and bytes stored in a
 /// shared-memory segment with CPython's exact layout: Python's
 /// `multiprocessing.shared_memory.ShareableList(name=...)` opens it, and the other way round.
@@ -135,12 +140,16 @@ impl ShareableList {
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
     pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
         let position = self.position(env, index)?;
-        let mut scratch = Vec::new();
-        let item = self
-            .layout
-            .read_live(self.bytes()?, position, &mut scratch)
-            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-        to_js(env.raw(), &item)
+        let bytes = self.bytes()?;
+        // str/bytes are copied out under the item's lock; reuse one buffer per thread for that.
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let item = self
+                .layout
+                .read_live(bytes, position, &mut scratch)
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
+            to_js(env.raw(), &item)
+        })
     }
 
     /// Replaces the item at `index`; validated completely before any byte changes.
