@@ -27,6 +27,12 @@ pub enum Error {
     Corrupt(String),
     /// An item stayed mid-write while it was being read (internal; reported as `Corrupt`).
     Busy,
+    /// An offset or other argument outside the object it refers to (says which).
+    OutOfRange(String),
+    /// This lock handle already holds the lock, or is already acquiring it.
+    AlreadyHeld,
+    /// `unlock` on a lock handle that does not hold the lock.
+    NotHeld,
     /// A list index outside `[-len, len)`.
     IndexOutOfRange {
         /// The index asked for.
@@ -65,7 +71,9 @@ impl Error {
             Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
             Error::Closed(_) => "ERR_SHM_CLOSED",
             Error::Corrupt(_) | Error::Busy => "ERR_SHM_CORRUPT",
-            Error::IndexOutOfRange { .. } => "ERR_OUT_OF_RANGE",
+            Error::IndexOutOfRange { .. } | Error::OutOfRange(_) => "ERR_OUT_OF_RANGE",
+            Error::AlreadyHeld => "EDEADLK",
+            Error::NotHeld => "EPERM",
             Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
         }
     }
@@ -91,6 +99,9 @@ impl fmt::Display for Error {
             Error::Closed(why) => f.write_str(why),
             Error::Corrupt(why) => write!(f, "not a valid ShareableList: {why}"),
             Error::Busy => f.write_str("not a valid ShareableList: an item stays mid-write"),
+            Error::OutOfRange(why) => f.write_str(why),
+            Error::AlreadyHeld => f.write_str("EDEADLK: this handle already holds the lock (or is acquiring it)"),
+            Error::NotHeld => f.write_str("EPERM: this handle does not hold the lock"),
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index out of range: {index} (the list has {len} items)")
             }

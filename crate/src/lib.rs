@@ -21,6 +21,7 @@
 
 mod error;
 pub mod list;
+pub mod lock;
 mod manager;
 pub mod name;
 pub mod segment;
@@ -29,4 +30,4 @@ pub mod tracker;
 pub use error::{Error, Result};
 pub use manager::Manager;
 pub use name::ShmName;
-pub use segment::{unlink, Segment, SegmentOptions};
+pub use segment::{unlink, Segment, SegmentOptions, Waited};

@@ -15,8 +15,11 @@
 #[cfg_attr(unix, path = "unix.rs")]
 #[cfg_attr(windows, path = "windows.rs")]
 mod os;
+pub(crate) mod wait;
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result, ShmName};
 
@@ -152,6 +155,8 @@ impl SegmentOptions {
 pub struct Segment {
     name: ShmName,
     inner: os::SegmentInner,
+    /// Set by [`Segment::retire`]: waits end and new waits and locks are refused.
+    retired: AtomicBool,
 }
 
 impl Segment {
@@ -166,7 +171,7 @@ impl Segment {
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
         let inner =
             os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
-        let segment = Segment { name, inner };
+        let segment = Segment::mapped(name, inner);
         if options.track {
             if let Err(e) = crate::tracker::register(segment.name()) {
                 // A promise of cleanup we cannot keep: undo the create.
@@ -194,7 +199,15 @@ impl Segment {
     pub fn open(name: &str) -> Result<Segment> {
         let name = ShmName::new(name)?;
         let inner = os::SegmentInner::open(&name).map_err(|e| Error::os("open", name.as_str(), e))?;
-        Ok(Segment { name, inner })
+        Ok(Segment::mapped(name, inner))
+    }
+
+    fn mapped(name: ShmName, inner: os::SegmentInner) -> Segment {
+        Segment {
+            name,
+            inner,
+            retired: AtomicBool::new(false),
+        }
     }
 
     /// The name, as Python shows it: no leading slash.
@@ -272,6 +285,119 @@ impl Segment {
     #[doc(alias = "shm_unlink")]
     pub fn unlink(&self) -> Result<()> {
         unlink(self.name())
+    }
+}
+
+/// How [`Segment::wait`] ended, as `Atomics.wait` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// Woken by a notify, or the word changed while waiting.
+    Ok,
+    /// The word did not hold the expected value when the wait began.
+    NotEqual,
+    /// The timeout passed first.
+    TimedOut,
+}
+
+/// The longest a wait sleeps in the OS before it looks again at the segment: this bounds how
+/// long a waiter takes to notice [`Segment::retire`] (and a lock holder's death).
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+impl Segment {
+    /// The aligned 32-bit word at `offset`, shared with every process that maps the segment.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `offset` is not a multiple of 4; [`Error::OutOfRange`]
+    /// when the word does not lie inside the segment.
+    pub fn word(&self, offset: usize) -> Result<&AtomicU32> {
+        if offset % 4 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "byteOffset must be a multiple of 4, got {offset}"
+            )));
+        }
+        if !self.in_bounds(offset, 4) {
+            return Err(Error::OutOfRange(format!(
+                "byteOffset {offset} is outside the segment's {} bytes (a word takes 4)",
+                self.len()
+            )));
+        }
+        // SAFETY: `offset + 4 <= len` was checked above; the mapping is page-aligned and
+        // `offset % 4 == 0`, so the address suits an AtomicU32, and it stays mapped while
+        // `self` lives. Other processes may access the word at any time, which atomics allow.
+        Ok(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast::<u32>()) })
+    }
+
+    /// `futex(FUTEX_WAIT)` (Linux), `os_sync_wait_on_address` / `__ulock_wait` (macOS), a
+    /// bounded back-off poll (Windows)—sleeps while the word at `offset` holds `expected`,
+    /// until [`Segment::notify`] from any process or thread, or `timeout` (`None`: forever).
+    ///
+    /// Like `Atomics.wait`, but across processes. A return of [`Waited::Ok`] means "woken or
+    /// changed": check the word again, as with any futex.
+    ///
+    /// # Errors
+    /// As [`Segment::word`]; [`Error::Closed`] when the segment is (or gets) retired: a wait
+    /// in progress ends within 50 ms of [`Segment::retire`].
+    ///
+    /// # References
+    ///  - [Linux `futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html)
+    #[doc(alias = "futex")]
+    #[doc(alias = "os_sync_wait_on_address")]
+    pub fn wait(&self, offset: usize, expected: u32, timeout: Option<Duration>) -> Result<Waited> {
+        let word = self.live_word(offset)?;
+        if word.load(Ordering::SeqCst) != expected {
+            return Ok(Waited::NotEqual);
+        }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let slice = match deadline {
+                Some(deadline) => WAIT_SLICE.min(deadline.saturating_duration_since(Instant::now())),
+                None => WAIT_SLICE,
+            };
+            if slice.is_zero() {
+                return Ok(Waited::TimedOut);
+            }
+            let woke = wait::wait(word, expected, slice).map_err(|e| Error::os("wait", self.name(), e))?;
+            self.live()?;
+            if woke != wait::Wake::TimedOut || word.load(Ordering::SeqCst) != expected {
+                return Ok(Waited::Ok);
+            }
+        }
+    }
+
+    /// `futex(FUTEX_WAKE)` (Linux), `os_sync_wake_by_address_*` / `__ulock_wake` (macOS)—wakes
+    /// up to `count` waiters on the word at `offset`, in any process. Returns how many were
+    /// woken: exact on Linux, 0 or 1 on macOS (it does not say), 0 on Windows (waiters poll).
+    ///
+    /// # Errors
+    /// As [`Segment::word`]; [`Error::Closed`] after [`Segment::retire`].
+    #[doc(alias = "futex")]
+    pub fn notify(&self, offset: usize, count: u32) -> Result<usize> {
+        let word = self.live_word(offset)?;
+        wait::wake(word, count).map_err(|e| Error::os("notify", self.name(), e))
+    }
+
+    /// Marks this handle closed for waiting and locking: waits in progress on any thread end
+    /// with [`Error::Closed`] within 50 ms, and later waits, notifies and lock attempts fail
+    /// the same way. The mapping itself stays until the last owner drops the segment.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Segment::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn live(&self) -> Result<()> {
+        if self.is_retired() {
+            return Err(Error::Closed(format!("SharedMemory '{}' is closed", self.name())));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn live_word(&self, offset: usize) -> Result<&AtomicU32> {
+        self.live()?;
+        self.word(offset)
     }
 }
 

@@ -1,0 +1,263 @@
+//! A robust mutex that lives in one 32-bit word of a segment, usable from any process (and
+//! any thread) that maps it.
+//!
+//! The word: `0` when free; otherwise the holder's process id in bits 0–30, with bit 31 set
+//! when someone may be asleep waiting for it. So:
+//! - uncontended lock and unlock are one compare-and-swap / swap each, no system call;
+//! - a waiter sleeps on the word (`futex` on Linux) and `unlock` wakes one only if bit 31 says
+//!   someone sleeps;
+//! - a holder that died is recognised by its pid (`kill(pid, 0)` says there is no such process,
+//!   or the word holds [`ABANDONED`]): the next locker takes the lock over in one CAS and is
+//!   told [`Locked::OwnerDied`], so it can repair what the dead holder left half-written.
+//!
+//! Ownership belongs to a [`ShmLock`] handle: the process id is what other processes see,
+//! the handle is what stops this process unlocking a lock it did not take. Dropping a handle
+//! that holds the lock marks it [`ABANDONED`], as if its process had died (a worker thread
+//! that ends while holding it, for example).
+//!
+//! Limits: a process id reused by a new process before anyone noticed the death keeps the
+//! lock "held" (timeouts are the way out); processes in different pid namespaces (containers)
+//! sharing a segment cannot check each other's liveness and must not rely on robustness.
+//!
+//! ```
+//! # fn main() -> Result<(), shmkit_core::Error> {
+//! use std::sync::Arc;
+//! use shmkit_core::{Segment, lock::{Locked, ShmLock}};
+//!
+//! let segment = Arc::new(Segment::create(4096)?);
+//! let lock = ShmLock::create(Arc::clone(&segment), 0)?;
+//! assert_eq!(lock.lock(None)?, Locked::Acquired);
+//! // ... touch the data the lock guards ...
+//! lock.unlock()?;
+//! segment.unlink()?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::segment::wait::{self, current_pid, process_alive};
+use crate::segment::WAIT_SLICE;
+use crate::{Error, Result, Segment};
+
+/// Bit 31: a waiter may be asleep on the word; `unlock` must wake one.
+const WAITERS: u32 = 1 << 31;
+/// The owner field of a lock whose holder went away without unlocking (its handle was
+/// dropped while its process lives on).
+pub const ABANDONED: u32 = WAITERS - 1;
+/// Compare-and-swap attempts before a contended `lock` goes to sleep.
+const SPINS: u32 = 100;
+
+/// Bytes a lock takes in a segment.
+pub const LOCK_BYTES: usize = 4;
+
+/// What `lock`/`try_lock` achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locked {
+    /// The lock is now held by this handle.
+    Acquired,
+    /// The lock is now held by this handle, taken over from a holder that died: the data it
+    /// guards may be half-written.
+    OwnerDied,
+    /// Someone else holds it (`try_lock`) or the timeout passed (`lock`).
+    NotAcquired,
+}
+
+/// This handle's relation to the lock.
+const IDLE: u8 = 0;
+const ACQUIRING: u8 = 1;
+const HOLDING: u8 = 2;
+
+/// A handle on a robust lock in a segment; see the module docs.
+#[derive(Debug)]
+pub struct ShmLock {
+    segment: Arc<Segment>,
+    offset: usize,
+    me: u32,
+    state: AtomicU8,
+}
+
+impl ShmLock {
+    /// Makes a new, free lock at `offset` (a multiple of 4): writes 0 to the word. Do this
+    /// once, before other processes [`ShmLock::open`] it.
+    ///
+    /// # Errors
+    /// As [`Segment::word`]; [`Error::Closed`] after [`Segment::retire`].
+    pub fn create(segment: Arc<Segment>, offset: usize) -> Result<ShmLock> {
+        let lock = ShmLock::open(segment, offset)?;
+        lock.word()?.store(0, Ordering::SeqCst);
+        Ok(lock)
+    }
+
+    /// A handle on the lock that some process made at `offset` with [`ShmLock::create`]
+    /// (a zero-filled word is a free lock too).
+    ///
+    /// # Errors
+    /// As [`Segment::word`]; [`Error::Closed`] after [`Segment::retire`].
+    pub fn open(segment: Arc<Segment>, offset: usize) -> Result<ShmLock> {
+        segment.live_word(offset)?;
+        let me = current_pid();
+        if me == 0 || me >= ABANDONED {
+            return Err(Error::OutOfRange(format!("process id {me} does not fit a lock word")));
+        }
+        Ok(ShmLock {
+            segment,
+            offset,
+            me,
+            state: AtomicU8::new(IDLE),
+        })
+    }
+
+    /// The segment the lock lives in.
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    /// The lock's byte offset in its segment.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Whether this handle holds the lock.
+    pub fn is_held(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == HOLDING
+    }
+
+    /// The process id the word names as holder (0: free; [`ABANDONED`]: its holder's handle
+    /// was dropped), for diagnostics.
+    ///
+    /// # Errors
+    /// As [`Segment::word`].
+    pub fn holder(&self) -> Result<u32> {
+        Ok(self.segment.word(self.offset)?.load(Ordering::SeqCst) & !WAITERS)
+    }
+
+    fn word(&self) -> Result<&AtomicU32> {
+        self.segment.live_word(self.offset)
+    }
+
+    /// Takes the lock, sleeping while another process or thread holds it, for at most
+    /// `timeout` (`None`: as long as it takes). A dead holder is noticed within 50 ms.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyHeld`] if this handle holds (or is acquiring) it already;
+    /// [`Error::Closed`] if the segment is retired, also while waiting.
+    pub fn lock(&self, timeout: Option<Duration>) -> Result<Locked> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.acquire(|| deadline.map(|d| d.saturating_duration_since(Instant::now())))
+    }
+
+    /// Takes the lock if it is free or its holder died; never sleeps.
+    ///
+    /// # Errors
+    /// As [`ShmLock::lock`].
+    pub fn try_lock(&self) -> Result<Locked> {
+        self.acquire(|| Some(Duration::ZERO))
+    }
+
+    fn acquire(&self, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
+        if self
+            .state
+            .compare_exchange(IDLE, ACQUIRING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(Error::AlreadyHeld);
+        }
+        let outcome = self.word().and_then(|word| self.take(word, remaining));
+        let state = match outcome {
+            Ok(Locked::Acquired | Locked::OwnerDied) => HOLDING,
+            _ => IDLE,
+        };
+        self.state.store(state, Ordering::SeqCst);
+        outcome
+    }
+
+    fn take(&self, word: &AtomicU32, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
+        let me = self.me;
+        for _ in 0..SPINS {
+            match word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(Locked::Acquired),
+                Err(current) if current != 0 && current & WAITERS != 0 => break,
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+        // Contended. From here on take the lock with WAITERS set: others may still sleep.
+        let mut check_owner = true;
+        loop {
+            let current = word.load(Ordering::Relaxed);
+            if current == 0 {
+                if word
+                    .compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Locked::Acquired);
+                }
+                continue;
+            }
+            let owner = current & !WAITERS;
+            if owner == ABANDONED || (check_owner && !process_alive(owner)) {
+                if word
+                    .compare_exchange(current, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Locked::OwnerDied);
+                }
+                continue;
+            }
+            let slice = match remaining() {
+                Some(left) if left.is_zero() => return Ok(Locked::NotAcquired),
+                Some(left) => left.min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            if current & WAITERS == 0
+                && word
+                    .compare_exchange(current, current | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                check_owner = true;
+                continue;
+            }
+            let woke =
+                wait::wait(word, current | WAITERS, slice).map_err(|e| Error::os("lock", self.segment.name(), e))?;
+            self.segment.live()?;
+            // Only a full slice without a wake-up makes the holder's liveness worth a syscall.
+            check_owner = woke == wait::Wake::TimedOut;
+        }
+    }
+
+    /// Releases the lock and wakes one waiter if any sleeps. Works after the segment was
+    /// retired too, so a holder can always let go.
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] if this handle does not hold the lock.
+    pub fn unlock(&self) -> Result<()> {
+        self.release(0)
+    }
+
+    fn release(&self, leave: u32) -> Result<()> {
+        if self
+            .state
+            .compare_exchange(HOLDING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(Error::NotHeld);
+        }
+        let word = self.segment.word(self.offset)?;
+        let previous = word.swap(leave, Ordering::Release);
+        if previous & WAITERS != 0 {
+            wait::wake(word, 1).map_err(|e| Error::os("unlock", self.segment.name(), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ShmLock {
+    /// A handle dropped while holding the lock leaves it [`ABANDONED`]: the next locker
+    /// takes it over and is told the owner died, as if this process had.
+    fn drop(&mut self) {
+        // WAITERS set, so the release wakes anyone asleep, and they see the abandonment.
+        let _ = self.release(ABANDONED | WAITERS);
+    }
+}
