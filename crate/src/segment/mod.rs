@@ -310,7 +310,7 @@ impl Segment {
     /// [`Error::InvalidArgument`] when `offset` is not a multiple of 4; [`Error::OutOfRange`]
     /// when the word does not lie inside the segment.
     pub fn word(&self, offset: usize) -> Result<&AtomicU32> {
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Err(Error::InvalidArgument(format!(
                 "byteOffset must be a multiple of 4, got {offset}"
             )));
