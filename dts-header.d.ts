@@ -2,9 +2,14 @@
 /* eslint-disable */
 /** What a ShareableList slot holds; bytes read back as a Buffer (a copy). */
 export type Item = number | bigint | boolean | null | string | Uint8Array
+/** How a `wait`/`waitAsync` ended, as `Atomics.wait` reports it. */
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
+/** A lock taken: `'owner-died'` when taken over from a holder that died (repair the data). */
+export type LockResult = 'acquired' | 'owner-died'
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
+export interface ShmLock extends Disposable {}
 export interface ShareableList extends Disposable, Iterable<Item> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError

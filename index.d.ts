@@ -2,9 +2,14 @@
 /* eslint-disable */
 /** What a ShareableList slot holds; bytes read back as a Buffer (a copy). */
 export type Item = number | bigint | boolean | null | string | Uint8Array
+/** How a `wait`/`waitAsync` ended, as `Atomics.wait` reports it. */
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
+/** A lock taken: `'owner-died'` when taken over from a holder that died (repair the data). */
+export type LockResult = 'acquired' | 'owner-died'
 // The classes below are Disposable (`using`), and a ShareableList iterates its items.
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
+export interface ShmLock extends Disposable {}
 export interface ShareableList extends Disposable, Iterable<Item> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError
@@ -93,6 +98,33 @@ export declare class SharedMemory {
   /** The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`). */
   get buffer(): ArrayBuffer
   /**
+   * A SharedArrayBuffer over the whole segment (the same object on every access), for
+   * `Atomics.wait`/`notify` between threads and `postMessage` to workers without a copy.
+   * Needs a Node with `node_api_create_external_sharedarraybuffer` (22.23+, 24.16+, 26.1+;
+   * experimental), else throws `ERR_SHM_NO_SHARED_ARRAY_BUFFER`. It cannot be detached: after
+   * `close()` it stays usable, and the mapping lives until every copy of it is collected.
+   */
+  get sharedBuffer(): SharedArrayBuffer
+  /**
+   * Sleeps until another process or thread calls `notify` on the 32-bit word at `byteOffset`
+   * (a multiple of 4), if the word holds `expected` (as an Int32Array or Uint32Array element);
+   * at most `timeoutMs` (default: forever). Like `Atomics.wait`, but across processes, and it
+   * blocks this thread. `'ok'` means woken or changed: check the word again.
+   */
+  wait(byteOffset: number, expected: number, timeoutMs?: number | undefined | null): WaitResult
+  /**
+   * `wait` without blocking: the wait runs on a thread of its own and the promise settles
+   * with `'ok' | 'not-equal' | 'timed-out'`, or rejects with `ERR_SHM_CLOSED` if this handle
+   * is closed meanwhile (within 50 ms). Bad arguments throw at once.
+   */
+  waitAsync(byteOffset: number, expected: number, timeoutMs?: number | undefined | null): Promise<WaitResult>
+  /**
+   * Wakes up to `count` (default: all) waiters on the word at `byteOffset`, in every process
+   * and thread. Returns how many it woke: exact on Linux, 0 or 1 on macOS (the OS does not
+   * say), 0 on Windows (waiters there poll the word and wake when it changes).
+   */
+  notify(byteOffset: number, count?: number | undefined | null): number
+  /**
    * Unmaps this handle: every Buffer, ArrayBuffer and typed array over it becomes
    * detached (length 0). Other handles and processes are unaffected. Calling it twice is
    * harmless.
@@ -138,6 +170,62 @@ export declare class SharedMemoryManager {
    * the manager afterwards throws `ERR_SHM_CLOSED`.
    */
   shutdown(): void
+}
+
+/**
+ * A lock that lives in 4 bytes of a segment (at a multiple of 4), shared by every process and
+ * worker that maps it. `ShmLock.create(shm, byteOffset)` makes it (once), any process then
+ * `ShmLock.open`s it at the same place.
+ *
+ * Robust: if the holding process dies, the next `lock()` gets the lock within 50 ms and
+ * returns `'owner-died'`, so it can repair what the holder left half-done. Uncontended
+ * `lock` + `unlock` never enter the kernel. `using` (or `close()`) unlocks if held.
+ */
+export declare class ShmLock {
+  /**
+   * Makes a new, free lock in `shm` at `byteOffset` (writes 0 there). Do it once, before
+   * other processes open it.
+   */
+  static create(shm: SharedMemory, byteOffset: number): ShmLock
+  /** A handle on the lock made in `shm` at `byteOffset` (a zero-filled word is a free lock). */
+  static open(shm: SharedMemory, byteOffset: number): ShmLock
+  /**
+   * Takes the lock, waiting up to `timeoutMs` (default: forever) while another process or
+   * thread holds it: `'acquired'`, `'owner-died'` (taken over from a dead holder: repair the
+   * data) or `'timed-out'`. Blocks this thread; `lockAsync` does not. Throws `EDEADLK` if this
+   * handle holds it already, `ERR_SHM_CLOSED` if its SharedMemory was closed.
+   */
+  lock(timeoutMs?: number | undefined | null): LockResult | 'timed-out'
+  /**
+   * Takes the lock only if it is free (or its holder died): `'acquired'`, `'owner-died'` or
+   * `'busy'`. Never waits.
+   */
+  tryLock(): LockResult | 'busy'
+  /**
+   * `lock` without blocking the event loop: waits on a thread of its own; the promise
+   * settles with what `lock` returns, or rejects (`ERR_SHM_CLOSED` if the SharedMemory is
+   * closed meanwhile).
+   */
+  lockAsync(timeoutMs?: number | undefined | null): Promise<LockResult | 'timed-out'>
+  /**
+   * Releases the lock and wakes one waiter. Throws `EPERM` if this handle does not hold it.
+   * Works after its SharedMemory was closed, so a holder can always let go.
+   */
+  unlock(): void
+  /** Whether this handle holds the lock. */
+  get held(): boolean
+  /**
+   * The pid the lock names as its holder: 0 when free (for diagnostics; it may change at
+   * any moment).
+   */
+  get holder(): number
+  /** The lock's byte offset in its segment. */
+  get byteOffset(): number
+  /**
+   * Unlocks if this handle holds the lock, then lets go of the segment (the mapping is
+   * unmapped once its SharedMemory is closed too). Calling it twice is harmless.
+   */
+  close(): void
 }
 
 /** Options of `SharedMemory.create(size, ...)`. */

@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.ShareableList = nativeBinding.ShareableList
 module.exports.SharedMemory = nativeBinding.SharedMemory
 module.exports.SharedMemoryManager = nativeBinding.SharedMemoryManager
+module.exports.ShmLock = nativeBinding.ShmLock
 module.exports.trackerPid = nativeBinding.trackerPid

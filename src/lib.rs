@@ -10,10 +10,14 @@ mod fast;
 mod held;
 mod item;
 mod manager;
+mod lock;
 mod shareable_list;
+mod shared_buffer;
 mod shared_memory;
+mod sync;
 mod view;
 
+pub use lock::ShmLock;
 pub use manager::SharedMemoryManager;
 pub use shareable_list::ShareableList;
 pub use shared_memory::SharedMemory;
@@ -22,7 +26,10 @@ pub use shared_memory::SharedMemory;
 /// exported classes of each environment that loads the addon.
 #[napi(module_exports)]
 pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
-    env.add_env_cleanup_hook((), |()| manager::shut_down_live_managers())?;
+    env.add_env_cleanup_hook((), |()| {
+        sync::retire_pending();
+        manager::shut_down_live_managers()
+    })?;
     let install: Function<Object, Unknown> = env.run_script(include_str!("manners.js"))?;
     let hooks: Object = install.call(exports)?.coerce_to_object()?;
     let prototype: Object = hooks.get_named_property("listPrototype")?;

@@ -16,6 +16,14 @@
     return `SharedMemory(name='${this.name}', size=${this.size})`
   })
 
+  const { ShmLock } = exports
+  define(ShmLock, Symbol.dispose, function dispose() {
+    this.close()
+  })
+  define(ShmLock, inspect, function inspectShmLock() {
+    return `ShmLock(byteOffset=${this.byteOffset}, held=${this.held})`
+  })
+
   const { ShareableList } = exports
   define(ShareableList, Symbol.dispose, function dispose() {
     this.close()

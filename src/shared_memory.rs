@@ -8,7 +8,9 @@ use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
 use crate::held::Held;
+use crate::shared_buffer::SharedBufferRef;
 use crate::manager::SharedMemoryManager;
+use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, wake_count, waited_name};
 use crate::view::View;
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
@@ -64,6 +66,8 @@ pub struct SharedMemory {
     track: bool,
     segment: Option<Arc<Segment>>,
     view: Option<View>,
+    /// The SharedArrayBuffer over the mapping, once asked for (it holds the mapping itself).
+    shared_buffer: Option<SharedBufferRef>,
     /// The manager that made this segment, kept alive for as long as this handle lives.
     owner: Option<Held<SharedMemoryManager>>,
 }
@@ -150,6 +154,7 @@ impl SharedMemory {
             track,
             segment: Some(Arc::new(segment)),
             view: None,
+            shared_buffer: None,
             owner: None,
         }
     }
@@ -199,6 +204,61 @@ impl SharedMemory {
         self.view(env)?.array_buffer(env)
     }
 
+    /// A SharedArrayBuffer over the whole segment (the same object on every access), for
+    /// `Atomics.wait`/`notify` between threads and `postMessage` to workers without a copy.
+    /// Needs a Node with `node_api_create_external_sharedarraybuffer` (22.23+, 24.16+, 26.1+;
+    /// experimental), else throws `ERR_SHM_NO_SHARED_ARRAY_BUFFER`. It cannot be detached: after
+    /// `close()` it stays usable, and the mapping lives until every copy of it is collected.
+    #[napi(getter, ts_return_type = "SharedArrayBuffer")]
+    pub fn shared_buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        if self.shared_buffer.is_none() {
+            let value = crate::shared_buffer::create(env, self.segment()?)?;
+            self.shared_buffer = Some(SharedBufferRef::new(env, value)?);
+        }
+        let value = self.shared_buffer.as_ref().expect("set above").get(env)?;
+        // SAFETY: `value` was just produced by this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    }
+
+    /// Sleeps until another process or thread calls `notify` on the 32-bit word at `byteOffset`
+    /// (a multiple of 4), if the word holds `expected` (as an Int32Array or Uint32Array element);
+    /// at most `timeoutMs` (default: forever). Like `Atomics.wait`, but across processes, and it
+    /// blocks this thread. `'ok'` means woken or changed: check the word again.
+    #[napi(ts_return_type = "WaitResult")]
+    pub fn wait(&self, byte_offset: f64, expected: f64, timeout_ms: Option<f64>) -> Result<&'static str, Code> {
+        let (offset, expected, timeout) = wait_arguments(byte_offset, expected, timeout_ms)?;
+        let segment = self.segment()?;
+        segment.wait(offset, expected, timeout).map(waited_name).map_err(from_core)
+    }
+
+    /// `wait` without blocking: the wait runs on a thread of its own and the promise settles
+    /// with `'ok' | 'not-equal' | 'timed-out'`, or rejects with `ERR_SHM_CLOSED` if this handle
+    /// is closed meanwhile (within 50 ms). Bad arguments throw at once.
+    #[napi(ts_return_type = "Promise<WaitResult>")]
+    pub fn wait_async<'env>(
+        &self,
+        env: &'env Env,
+        byte_offset: f64,
+        expected: f64,
+        timeout_ms: Option<f64>,
+    ) -> Result<Object<'env>, Code> {
+        let (offset, expected, timeout) = wait_arguments(byte_offset, expected, timeout_ms)?;
+        let segment = Arc::clone(self.segment()?);
+        segment.word(offset).map_err(from_core)?;
+        crate::sync::track_pending(&segment);
+        spawn_promise(env, "wait", move || segment.wait(offset, expected, timeout).map(waited_name))
+    }
+
+    /// Wakes up to `count` (default: all) waiters on the word at `byteOffset`, in every process
+    /// and thread. Returns how many it woke: exact on Linux, 0 or 1 on macOS (the OS does not
+    /// say), 0 on Windows (waiters there poll the word and wake when it changes).
+    #[napi]
+    pub fn notify(&self, byte_offset: f64, count: Option<f64>) -> Result<f64, Code> {
+        let (offset, count) = (crate::sync::byte_offset(byte_offset)?, wake_count(count)?);
+        let woken = self.segment()?.notify(offset, count).map_err(from_core)?;
+        Ok(woken as f64)
+    }
+
     /// The mapping, or `ERR_SHM_CLOSED`.
     pub(crate) fn segment(&self) -> Result<&Arc<Segment>, Code> {
         self.segment
@@ -223,8 +283,14 @@ impl SharedMemory {
             Some(view) => view.detach(env),
             None => Ok(()),
         };
-        // Unmaps now unless a view could not be detached: then that view keeps the mapping.
-        self.segment = None;
+        if let Some(shared_buffer) = self.shared_buffer.take() {
+            shared_buffer.release(env);
+        }
+        // Unmaps now unless something else holds the mapping: a view that could not be
+        // detached, a SharedArrayBuffer, a ShmLock or a pending waitAsync. Waits end first.
+        if let Some(segment) = self.segment.take() {
+            segment.retire();
+        }
         detached
     }
 
@@ -253,11 +319,22 @@ impl ObjectFinalize for SharedMemory {
         if let Some(view) = self.view.take() {
             view.release(&env);
         }
+        if let Some(shared_buffer) = self.shared_buffer.take() {
+            shared_buffer.release(&env);
+        }
         if let Some(owner) = self.owner.take() {
             owner.release(&env);
         }
         Ok(())
     }
+}
+
+fn wait_arguments(
+    offset: f64,
+    expected: f64,
+    timeout_ms: Option<f64>,
+) -> Result<(usize, u32, Option<std::time::Duration>), Code> {
+    Ok((byte_offset(offset)?, expected_word(expected)?, timeout(timeout_ms)?))
 }
 
 /// A size must be a positive safe integer (JS numbers above 2^53 are not exact).
