@@ -14,6 +14,8 @@ const SPECS = [
   '__test__/manager.spec.ts',
   '__test__/processes.spec.ts',
   '__test__/cleanup.spec.ts',
+  '__test__/sync.spec.ts',
+  '__test__/shared-buffer.spec.ts',
 ]
 const CACHE = join(ROOT, 'node_modules', '.cache', 'shmkit-node-matrix')
 
