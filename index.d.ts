@@ -221,6 +221,8 @@ export declare class ShmLock {
   get holder(): number
   /** The lock's byte offset in its segment. */
   get byteOffset(): number
+  /** The SharedMemory the lock lives in (the same object on every access); `null` after `close()`. */
+  get shm(): SharedMemory | null
   /**
    * Unlocks if this handle holds the lock, then lets go of the segment (the mapping is
    * unmapped once its SharedMemory is closed too). Calling it twice is harmless.

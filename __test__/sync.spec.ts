@@ -151,6 +151,19 @@ test('ShmLock: tryLock, timeouts, holder, using', (t) => {
   t.throws(() => a.lock(), { code: 'ERR_SHM_CLOSED' })
   t.is(b.tryLock(), 'acquired')
   b.unlock()
+  t.is(a.shm, null)
+  t.is(b.shm, shm)
+})
+
+test('ShmLock after its SharedMemory is closed: a holder can still unlock, nobody can lock', (t) => {
+  const shm = scratch(t)
+  const lock = ShmLock.create(shm, 0)
+  t.is(lock.lock(), 'acquired')
+  shm.close()
+  t.notThrows(() => lock.unlock())
+  t.throws(() => lock.lock(), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => lock.tryLock(), { code: 'ERR_SHM_CLOSED' })
+  lock.close()
 })
 
 test('N processes and workers × M lock/unlock increments of a plain counter give the exact total', async (t) => {

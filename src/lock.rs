@@ -1,12 +1,23 @@
 //! `ShmLock`: a robust cross-process lock in 4 bytes of a segment (shmkit-core `lock`).
+//!
+//! The uncontended lock and unlock run in JS (`manners.js`) with `Atomics` on the lock word and
+//! on this handle's state word, following the protocol of `shmkit_core::lock::ShmLock::
+//! handle_state`: a call into native code costs several times the lock itself. Everything
+//! else (waiting, dead holders, errors) comes here.
+#![allow(unsafe_code)]
 
+use std::ffi::c_void;
+use std::ptr;
 use std::sync::Arc;
+
+use napi::sys;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use shmkit_core::lock;
 
-use crate::error::{error, from_core, Code, CLOSED};
+use crate::error::{check, error, from_core, Code, CLOSED};
+use crate::held::Held;
 use crate::shared_memory::SharedMemory;
 use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
 
@@ -17,10 +28,13 @@ use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
 /// Robust: if the holding process dies, the next `lock()` gets the lock within 50 ms and
 /// returns `'owner-died'`, so it can repair what the holder left half-done. Uncontended
 /// `lock` + `unlock` never enter the kernel. `using` (or `close()`) unlocks if held.
-#[napi]
+#[napi(custom_finalize)]
 pub struct ShmLock {
     inner: Option<Arc<lock::ShmLock>>,
     offset: usize,
+    state_exported: bool,
+    /// The SharedMemory given at creation, for `shm` and the JS fast path's view of the word.
+    shm: Option<Held<SharedMemory>>,
 }
 
 #[napi]
@@ -28,27 +42,38 @@ impl ShmLock {
     /// Makes a new, free lock in `shm` at `byteOffset` (writes 0 there). Do it once, before
     /// other processes open it.
     #[napi(factory)]
-    pub fn create(shm: &SharedMemory, byte_offset: f64) -> Result<Self, Code> {
-        Self::new_with(shm, byte_offset, lock::ShmLock::create)
+    pub fn create(
+        env: Env,
+        #[napi(ts_arg_type = "SharedMemory")] shm: ClassInstance<SharedMemory>,
+        byte_offset: f64,
+    ) -> Result<Self, Code> {
+        Self::new_with(&env, shm, byte_offset, lock::ShmLock::create)
     }
 
     /// A handle on the lock made in `shm` at `byteOffset` (a zero-filled word is a free lock).
     #[napi(factory)]
-    pub fn open(shm: &SharedMemory, byte_offset: f64) -> Result<Self, Code> {
-        Self::new_with(shm, byte_offset, lock::ShmLock::open)
+    pub fn open(
+        env: Env,
+        #[napi(ts_arg_type = "SharedMemory")] shm: ClassInstance<SharedMemory>,
+        byte_offset: f64,
+    ) -> Result<Self, Code> {
+        Self::new_with(&env, shm, byte_offset, lock::ShmLock::open)
     }
 
     fn new_with(
-        shm: &SharedMemory,
+        env: &Env,
+        shm: ClassInstance<SharedMemory>,
         offset: f64,
         make: fn(Arc<shmkit_core::Segment>, usize) -> shmkit_core::Result<lock::ShmLock>,
     ) -> Result<Self, Code> {
         let offset = byte_offset(offset)?;
-        let segment = Arc::clone(shm.segment()?);
+        let segment = Arc::clone((*shm).segment()?);
         let inner = make(segment, offset).map_err(from_core)?;
         Ok(ShmLock {
             inner: Some(Arc::new(inner)),
             offset,
+            state_exported: false,
+            shm: Some(Held::new(env, shm)?),
         })
     }
 
@@ -120,15 +145,103 @@ impl ShmLock {
         self.offset as f64
     }
 
+    /// The SharedMemory the lock lives in (the same object on every access); `null` after `close()`.
+    #[napi(getter, ts_return_type = "SharedMemory | null")]
+    pub fn shm<'env>(&self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
+        let Some(shm) = &self.shm else { return Ok(None) };
+        let value = shm.value(env)?;
+        // SAFETY: `value` was just produced by this env.
+        Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), value) }))
+    }
+
+    /// For `manners.js` only: an Int32Array over this handle's state word (holding the handle
+    /// alive), or `undefined` where external buffers are refused (the fast path then stays off).
+    /// Made once per handle: V8 must not see two backing stores over one pointer.
+    #[napi(skip_typescript, js_name = "_handleState")]
+    pub fn handle_state<'env>(&mut self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
+        if self.state_exported {
+            return Err(error(Code("ERR_SHM_INTERNAL"), "_handleState is made once per ShmLock"));
+        }
+        let inner = Arc::clone(self.inner()?);
+        let state = inner.handle_state().as_ptr();
+        let hint = Arc::into_raw(inner).cast_mut();
+        let raw = env.raw();
+        let mut array_buffer = ptr::null_mut();
+        // SAFETY: the state word is 4 bytes inside the `ShmLock` the Arc in `hint` keeps alive,
+        // and `release_lock` drops that Arc once, when V8 frees the buffer.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                raw,
+                state.cast(),
+                4,
+                Some(release_lock),
+                hint.cast(),
+                &mut array_buffer,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: no buffer was made, so the finalizer never runs: `hint` is still ours.
+            drop(unsafe { Arc::from_raw(hint.cast_const()) });
+            return Ok(None);
+        }
+        self.state_exported = true;
+        let mut typed_array = ptr::null_mut();
+        // SAFETY: `array_buffer` is a live 4-byte ArrayBuffer of this env.
+        check(
+            unsafe {
+                sys::napi_create_typedarray(
+                    raw,
+                    sys::TypedarrayType::int32_array,
+                    1,
+                    array_buffer,
+                    0,
+                    &mut typed_array,
+                )
+            },
+            "napi_create_typedarray",
+        )?;
+        // SAFETY: just produced by this env.
+        Ok(Some(unsafe { Unknown::from_raw_unchecked(raw, typed_array) }))
+    }
+
+    /// For `manners.js` only: the process id the fast path writes into the lock word.
+    #[napi(skip_typescript, js_name = "_pid")]
+    pub fn pid(&self) -> Result<u32, Code> {
+        Ok(self.inner()?.pid())
+    }
+
+    /// For `manners.js` only: wakes one waiter after a JS unlock that saw the waiters bit.
+    #[napi(skip_typescript, js_name = "_wakeWaiter")]
+    pub fn wake_waiter(&self) -> Result<(), Code> {
+        self.inner()?.wake_waiter().map_err(from_core)
+    }
+
     /// Unlocks if this handle holds the lock, then lets go of the segment (the mapping is
     /// unmapped once its SharedMemory is closed too). Calling it twice is harmless.
     #[napi]
-    pub fn close(&mut self) -> Result<(), Code> {
-        if let Some(inner) = self.inner.take() {
-            if inner.is_held() {
-                inner.unlock().map_err(from_core)?;
-            }
+    pub fn close(&mut self, env: &Env) -> Result<(), Code> {
+        if let Some(shm) = self.shm.take() {
+            shm.release(env);
         }
+        // The JS fast path sees the CLOSED state and falls back to the methods here.
+        match self.inner.take() {
+            Some(inner) => inner.close().map_err(from_core),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ObjectFinalize for ShmLock {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
+        if let Some(shm) = self.shm.take() {
+            shm.release(&env);
+        }
+        // Dropping `inner` while held marks the lock abandoned (shmkit-core).
         Ok(())
     }
+}
+
+unsafe extern "C" fn release_lock(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Arc<lock::ShmLock>` leaked in `handle_state`; Node calls this once.
+    drop(unsafe { Arc::from_raw(hint.cast::<lock::ShmLock>().cast_const()) });
 }

@@ -17,6 +17,7 @@
   })
 
   const { ShmLock } = exports
+  installLockFastPath(ShmLock)
   define(ShmLock, Symbol.dispose, function dispose() {
     this.close()
   })
@@ -48,6 +49,57 @@
     const show = typeof inspectValue === 'function' ? inspectValue : (v) => JSON.stringify(v)
     return `SharedMemoryManager(${this.closed ? 'shut down' : show(this.segments, options)})`
   })
+
+  // Uncontended lock/unlock with Atomics, no native call (~10× cheaper); the protocol is
+  // shmkit_core::lock::ShmLock::handle_state's. Anything else goes to the native methods.
+  function installLockFastPath(klass) {
+    const IDLE = 0
+    const ACQUIRING = 1
+    const HOLDING = 2
+    const FAST = Symbol('shmkit.lockFastPath')
+    const { lock, tryLock, unlock } = klass.prototype
+    // Made on first use: the handle's state word, a view of the lock word, the pid to write.
+    // null when unavailable (external buffers refused, SharedMemory closed): native path only.
+    const fastOf = (handle) => {
+      let fast = handle[FAST]
+      if (fast !== undefined) return fast
+      fast = null
+      try {
+        const shm = handle.shm
+        const state = shm && handle._handleState()
+        if (state) fast = { state, word: new Int32Array(shm.buffer, handle.byteOffset, 1), pid: handle._pid() }
+      } catch {}
+      Object.defineProperty(handle, FAST, { value: fast })
+      return fast
+    }
+    // Takes the free lock without a native call; false sends the caller to the native path.
+    const takeFree = (fast) => {
+      if (fast === null || fast.word.length === 0) return false // closed SharedMemory
+      if (Atomics.compareExchange(fast.state, 0, IDLE, ACQUIRING) !== IDLE) return false
+      if (Atomics.compareExchange(fast.word, 0, 0, fast.pid) === 0) {
+        Atomics.store(fast.state, 0, HOLDING)
+        return true
+      }
+      Atomics.store(fast.state, 0, IDLE)
+      return false
+    }
+    const validTimeout = (ms) => ms == null || (typeof ms === 'number' && ms >= 0)
+    define(klass, 'lock', function lockShmLock(timeoutMs) {
+      if (validTimeout(timeoutMs) && takeFree(fastOf(this))) return 'acquired'
+      return lock.call(this, timeoutMs)
+    })
+    define(klass, 'tryLock', function tryLockShmLock() {
+      if (takeFree(fastOf(this))) return 'acquired'
+      return tryLock.call(this)
+    })
+    define(klass, 'unlock', function unlockShmLock() {
+      const fast = fastOf(this)
+      if (fast === null || fast.word.length === 0) return unlock.call(this)
+      if (Atomics.compareExchange(fast.state, 0, HOLDING, IDLE) !== HOLDING) return unlock.call(this)
+      // Bit 31 (the sign bit here) says a waiter may sleep: wake one.
+      if (Atomics.exchange(fast.word, 0, 0) < 0) this._wakeWaiter()
+    })
+  }
 
   // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function
   // that turns its arguments into an array in one call.

@@ -8,9 +8,9 @@ use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
 use crate::held::Held;
-use crate::shared_buffer::SharedBufferRef;
 use crate::manager::SharedMemoryManager;
-use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, wake_count, waited_name};
+use crate::shared_buffer::SharedBufferRef;
+use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, waited_name, wake_count};
 use crate::view::View;
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
@@ -228,7 +228,10 @@ impl SharedMemory {
     pub fn wait(&self, byte_offset: f64, expected: f64, timeout_ms: Option<f64>) -> Result<&'static str, Code> {
         let (offset, expected, timeout) = wait_arguments(byte_offset, expected, timeout_ms)?;
         let segment = self.segment()?;
-        segment.wait(offset, expected, timeout).map(waited_name).map_err(from_core)
+        segment
+            .wait(offset, expected, timeout)
+            .map(waited_name)
+            .map_err(from_core)
     }
 
     /// `wait` without blocking: the wait runs on a thread of its own and the promise settles
@@ -246,7 +249,9 @@ impl SharedMemory {
         let segment = Arc::clone(self.segment()?);
         segment.word(offset).map_err(from_core)?;
         crate::sync::track_pending(&segment);
-        spawn_promise(env, "wait", move || segment.wait(offset, expected, timeout).map(waited_name))
+        spawn_promise(env, "wait", move || {
+            segment.wait(offset, expected, timeout).map(waited_name)
+        })
     }
 
     /// Wakes up to `count` (default: all) waiters on the word at `byteOffset`, in every process

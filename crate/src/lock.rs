@@ -34,7 +34,7 @@
 //! # }
 //! ```
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,14 @@ pub enum Locked {
     NotAcquired,
 }
 
-/// This handle's relation to the lock.
-const IDLE: u8 = 0;
-const ACQUIRING: u8 = 1;
-const HOLDING: u8 = 2;
+/// This handle's relation to the lock, in [`ShmLock::handle_state`].
+pub const IDLE: u32 = 0;
+/// The handle is taking the lock (a `lock` in progress, maybe on another thread).
+pub const ACQUIRING: u32 = 1;
+/// The handle holds the lock.
+pub const HOLDING: u32 = 2;
+/// The handle was closed: every use but `is_held` fails with [`Error::Closed`].
+pub const CLOSED: u32 = 3;
 
 /// A handle on a robust lock in a segment; see the module docs.
 #[derive(Debug)]
@@ -76,7 +80,7 @@ pub struct ShmLock {
     segment: Arc<Segment>,
     offset: usize,
     me: u32,
-    state: AtomicU8,
+    state: AtomicU32,
 }
 
 impl ShmLock {
@@ -106,7 +110,7 @@ impl ShmLock {
             segment,
             offset,
             me,
-            state: AtomicU8::new(IDLE),
+            state: AtomicU32::new(IDLE),
         })
     }
 
@@ -123,6 +127,33 @@ impl ShmLock {
     /// Whether this handle holds the lock.
     pub fn is_held(&self) -> bool {
         self.state.load(Ordering::SeqCst) == HOLDING
+    }
+
+    /// This handle's state word ([`IDLE`], [`ACQUIRING`], [`HOLDING`]), for a binding that runs
+    /// the uncontended path itself, where a call into Rust would cost more than the lock
+    /// (the Node binding does, from JS). That path must follow the protocol exactly:
+    /// - lock: CAS the state `IDLE` → `ACQUIRING`; CAS the lock word `0` → [`ShmLock::pid`];
+    ///   on success store `HOLDING`, else store `IDLE` back and call [`ShmLock::lock`];
+    /// - unlock: CAS the state `HOLDING` → `IDLE`, else call [`ShmLock::unlock`]; swap the word
+    ///   to `0`; if the old word had bit 31 set, call [`ShmLock::wake_waiter`].
+    pub fn handle_state(&self) -> &AtomicU32 {
+        &self.state
+    }
+
+    /// The holder id this handle writes into the lock word: this process's id.
+    pub fn pid(&self) -> u32 {
+        self.me
+    }
+
+    /// `futex(FUTEX_WAKE, 1)`—wakes one waiter; the second half of an unlock done outside Rust
+    /// (see [`ShmLock::handle_state`]). Harmless when nobody waits.
+    ///
+    /// # Errors
+    /// As [`Segment::word`], or the OS's.
+    pub fn wake_waiter(&self) -> Result<()> {
+        let word = self.segment.word(self.offset)?;
+        wait::wake(word, 1).map_err(|e| Error::os("unlock", self.segment.name(), e))?;
+        Ok(())
     }
 
     /// The process id the word names as holder (0: free; [`ABANDONED`]: its holder's handle
@@ -158,19 +189,28 @@ impl ShmLock {
     }
 
     fn acquire(&self, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
-        if self
+        match self
             .state
             .compare_exchange(IDLE, ACQUIRING, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
         {
-            return Err(Error::AlreadyHeld);
+            Ok(_) => {}
+            Err(CLOSED) => return Err(self.closed()),
+            Err(_) => return Err(Error::AlreadyHeld),
         }
         let outcome = self.word().and_then(|word| self.take(word, remaining));
-        let state = match outcome {
-            Ok(Locked::Acquired | Locked::OwnerDied) => HOLDING,
-            _ => IDLE,
-        };
-        self.state.store(state, Ordering::SeqCst);
+        let taken = matches!(outcome, Ok(Locked::Acquired | Locked::OwnerDied));
+        let state = if taken { HOLDING } else { IDLE };
+        if self
+            .state
+            .compare_exchange(ACQUIRING, state, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            // Closed on another thread meanwhile: let go of what we just took.
+            if taken {
+                self.release_word(0)?;
+            }
+            return Err(self.closed());
+        }
         outcome
     }
 
@@ -236,18 +276,38 @@ impl ShmLock {
         self.release(0)
     }
 
+    /// Unlocks if this handle holds the lock, then refuses every later use with
+    /// [`Error::Closed`] (a `lock` in progress on another thread gives the lock back and fails).
+    ///
+    /// # Errors
+    /// As [`ShmLock::unlock`]'s OS errors.
+    pub fn close(&self) -> Result<()> {
+        match self.state.swap(CLOSED, Ordering::SeqCst) {
+            HOLDING => self.release_word(0),
+            _ => Ok(()),
+        }
+    }
+
+    fn closed(&self) -> Error {
+        Error::Closed(format!("ShmLock at byte {} is closed", self.offset))
+    }
+
     fn release(&self, leave: u32) -> Result<()> {
-        if self
+        match self
             .state
             .compare_exchange(HOLDING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
         {
-            return Err(Error::NotHeld);
+            Ok(_) => self.release_word(leave),
+            Err(CLOSED) => Err(self.closed()),
+            Err(_) => Err(Error::NotHeld),
         }
+    }
+
+    fn release_word(&self, leave: u32) -> Result<()> {
         let word = self.segment.word(self.offset)?;
         let previous = word.swap(leave, Ordering::Release);
         if previous & WAITERS != 0 {
-            wait::wake(word, 1).map_err(|e| Error::os("unlock", self.segment.name(), e))?;
+            self.wake_waiter()?;
         }
         Ok(())
     }

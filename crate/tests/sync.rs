@@ -183,3 +183,16 @@ fn retire_ends_a_lock_wait() {
     assert!(matches!(waiter.join().unwrap(), Err(Error::Closed(_))));
     holder.unlock().unwrap();
 }
+
+#[test]
+fn close_unlocks_and_refuses_later_use() {
+    let s = Scratch::new();
+    let lock = ShmLock::create(Arc::clone(&s.0), 0).unwrap();
+    lock.lock(None).unwrap();
+    lock.close().unwrap();
+    assert!(!lock.is_held());
+    assert_eq!(lock.holder().unwrap(), 0);
+    assert!(matches!(lock.lock(None), Err(Error::Closed(_))));
+    assert!(matches!(lock.unlock(), Err(Error::Closed(_))));
+    lock.close().unwrap();
+}
