@@ -11,9 +11,10 @@ import { Bench } from 'tinybench'
 
 import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './more.mjs'
 import { renderChart } from './chart.mjs'
+import { cFutexWake, ipcWake, shmkitWake } from './sync.mjs'
 
 const require = createRequire(import.meta.url)
-const { SharedMemory, ShareableList } = require('../index.js')
+const { SharedMemory, ShareableList, ShmLock } = require('../index.js')
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 15
@@ -189,6 +190,17 @@ const cBig = medianOf(passes.cBig)
 const nodeBig = medianOf(passes.nodeBig)
 const pyBig = medianOf(passes.pyBig)
 const staOps = medianOf(passes.sta)
+const lockShm = SharedMemory.create(4096, { track: false })
+const lock = ShmLock.create(lockShm, 0)
+const lockUnlockNs = await measure(() => {
+  lock.lock()
+  lock.unlock()
+}, quick ? 50 : 500, 100)
+lock.close()
+lockShm.close()
+lockShm.unlink()
+const WAKE_ROUNDS = quick ? 2000 : 20000
+const wake = { shmkit: await shmkitWake(WAKE_ROUNDS), cFutex: cFutexWake(WAKE_ROUNDS), ipc: await ipcWake(WAKE_ROUNDS) }
 const moved = await transfer(quick ? 1 : 5)
 const bw = bandwidth(quick ? 1 : 3)
 const attach = attachRss()
@@ -248,6 +260,8 @@ if (pyList) {
   }
   targets.push(['toArray() ≥ 50× faster than CPython list()', pyList.toArray600 / nodeList.toArray600, (r) => r >= 50])
 }
+targets.push(['cross-process wake-up p50 ≤ 1.5× the C futex ping-pong', wake.shmkit.p50Ns / wake.cFutex.p50Ns, (r) => r <= 1.5])
+targets.push(['uncontended ShmLock lock+unlock from JS ≤ 150 ns (ns)', lockUnlockNs, (r) => r <= 150])
 targets.push(['64 MiB to a child ≥ 100× faster than advanced-serialization IPC', moved.ipcMs / moved.shmkitMs, (r) => r >= 100])
 targets.push(['RSS growth of an untouched 1 GiB attach < 1 MiB (MiB)', attach.growthMiB, (r) => r < 1])
 targets.push(['write bandwidth ≥ 80% of C memset (fraction)', bw.shmkitGBs / bw.cMemsetGBs, (r) => r >= 0.8])
@@ -261,6 +275,13 @@ console.table([
   { way: 'hand-over only: shmkit (child reads one value)', time: fmtMs(moved.shmkitHandoverMs), 'vs shmkit': '1.00×' },
   { way: 'hand-over only: IPC (child reads one value)', time: fmtMs(moved.ipcHandoverMs), 'vs shmkit': ratio(moved.ipcHandoverMs, moved.shmkitHandoverMs) },
 ])
+console.log('\nOne-way wake-up latency between two processes (ping-pong; the mover stamps CLOCK_MONOTONIC, the woken side subtracts)')
+console.table([
+  { way: 'shmkit shm.wait / shm.notify', p50: fmt(wake.shmkit.p50Ns), p99: fmt(wake.shmkit.p99Ns), 'p50 vs C': ratio(wake.shmkit.p50Ns, wake.cFutex.p50Ns) },
+  { way: 'C: shared futex (FUTEX_WAIT/WAKE)', p50: fmt(wake.cFutex.p50Ns), p99: fmt(wake.cFutex.p99Ns), 'p50 vs C': '1.00×' },
+  { way: 'child_process IPC message', p50: fmt(wake.ipc.p50Ns), p99: fmt(wake.ipc.p99Ns), 'p50 vs C': ratio(wake.ipc.p50Ns, wake.cFutex.p50Ns) },
+])
+console.log(`uncontended ShmLock lock()+unlock() from JS: ${fmt(lockUnlockNs)} per pair`)
 console.log(
   `first-touch write of 256 MiB: shmkit buf.fill ${bw.shmkitGBs.toFixed(2)} GB/s, C memset ${bw.cMemsetGBs.toFixed(2)} GB/s ` +
     `(${((bw.shmkitGBs / bw.cMemsetGBs) * 100).toFixed(0)}%)`,
@@ -287,6 +308,7 @@ const results = {
   transfer: moved,
   bandwidth: bw,
   attach1GiB: attach,
+  sync: { lockUnlockNs, wake },
   targets: targets.map(([what, value, met]) => ({ what, value, met: met(value) })),
 }
 writeFileSync(join(here, quick ? 'results.quick.json' : 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
