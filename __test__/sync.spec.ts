@@ -126,6 +126,10 @@ test('wait, notify and ShmLock refuse bad arguments by name', (t) => {
   t.throws(() => ShmLock.open(shm, 4096), { code: 'ERR_OUT_OF_RANGE' })
   // @ts-expect-error: garbage on purpose
   t.throws(() => ShmLock.open({}, 0))
+  for (const method of ['lock', 'tryLock', 'unlock'] as const) {
+    const stranger = Object.freeze({})
+    t.throws(() => (ShmLock.prototype[method] as (this: unknown) => unknown).call(stranger), undefined, method)
+  }
   const lock = ShmLock.create(shm, 0)
   t.throws(() => lock.lock(NaN), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => lock.unlock(), { code: 'EPERM' })

@@ -63,6 +63,8 @@
     const fastOf = (handle) => {
       let fast = handle[FAST]
       if (fast !== undefined) return fast
+      // Another receiver gets no property added; the native method then refuses it.
+      if (!(handle instanceof klass)) return null
       fast = null
       try {
         const shm = handle.shm
