@@ -49,6 +49,18 @@ pub fn check(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
     }
 }
 
+/// Maps the status of a call that made an external (Shared)ArrayBuffer: Electron's V8 memory
+/// cage refuses them, and shmkit will not fall back to a copy that silently stops sharing.
+pub fn check_external(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
+    if status == napi::sys::Status::napi_no_external_buffers_allowed {
+        return Err(error(
+            NO_EXTERNAL_BUFFERS,
+            "this runtime forbids external buffers (e.g. Electron's V8 memory cage); shmkit will not copy a shared segment",
+        ));
+    }
+    check(status, what)
+}
+
 /// An optional options argument: `undefined`/`null` is `None`, an object is converted, and
 /// anything else is `ERR_INVALID_ARG_TYPE` (napi-rs alone would accept a string as `{}`).
 pub fn options<T: FromNapiValue>(env: &Env, value: Option<Unknown>, what: &str) -> Result<Option<T>, Code> {

@@ -17,7 +17,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use shmkit_core::Segment;
 
-use crate::error::{check, error, Code, NO_EXTERNAL_BUFFERS};
+use crate::error::{check, check_external, error, Code};
 
 const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
 const SYMBOL: &str = "node_api_create_external_sharedarraybuffer";
@@ -93,13 +93,7 @@ pub fn create(env: &Env, segment: &Arc<Segment>) -> Result<sys::napi_value, Code
     if status != sys::Status::napi_ok {
         // SAFETY: no buffer was made, so the finalizer will never run: `hint` is still ours.
         drop(unsafe { Box::from_raw(hint) });
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            return Err(error(
-                NO_EXTERNAL_BUFFERS,
-                "this runtime forbids external buffers (e.g. Electron's V8 memory cage); shmkit will not copy a shared segment",
-            ));
-        }
-        check(status, SYMBOL)?;
+        check_external(status, SYMBOL)?;
     }
     Ok(result)
 }

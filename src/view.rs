@@ -17,7 +17,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use shmkit_core::Segment;
 
-use crate::error::{check, error, Code, NO_EXTERNAL_BUFFERS};
+use crate::error::{check, check_external, Code};
 
 /// The view's hold on the mapping; emptied by `close()` once the view is detached.
 type Share = Mutex<Option<Arc<Segment>>>;
@@ -50,13 +50,7 @@ impl View {
         if status != sys::Status::napi_ok {
             // SAFETY: the buffer was not made, so the finalizer will never run: `hint` is still ours.
             drop(unsafe { Arc::from_raw(hint) });
-            if status == sys::Status::napi_no_external_buffers_allowed {
-                return Err(error(
-                    NO_EXTERNAL_BUFFERS,
-                    "this runtime forbids external buffers (e.g. Electron's V8 memory cage); shmkit will not copy a shared segment",
-                ));
-            }
-            return check(status, "napi_create_external_buffer").map(|()| unreachable!());
+            check_external(status, "napi_create_external_buffer")?;
         }
         let mut reference = ptr::null_mut();
         // SAFETY: `buffer` is a live value of this env.
