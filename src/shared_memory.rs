@@ -211,11 +211,11 @@ impl SharedMemory {
     /// `close()` it stays usable, and the mapping lives until every copy of it is collected.
     #[napi(getter, ts_return_type = "SharedArrayBuffer")]
     pub fn shared_buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        if self.shared_buffer.is_none() {
-            let value = crate::shared_buffer::create(env, self.segment()?)?;
-            self.shared_buffer = Some(SharedBufferRef::new(env, value)?);
-        }
-        let value = self.shared_buffer.as_ref().expect("set above").get(env)?;
+        let reference = match self.shared_buffer.take() {
+            Some(reference) => reference,
+            None => SharedBufferRef::new(env, crate::shared_buffer::create(env, self.segment()?)?)?,
+        };
+        let value = self.shared_buffer.insert(reference).get(env)?;
         // SAFETY: `value` was just produced by this env.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
     }
