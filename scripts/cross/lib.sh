@@ -61,20 +61,27 @@ rust_web_install() {
 # xcargo ARGS...: the prefix's cargo with its own rustc; `xcargo clippy …` runs its clippy.
 # SHMKIT_CARGO_LOCK=<file> serializes the build with other users of a shared machine.
 xcargo() {
-  local bin="$RUST_WEB/usr/bin" lock=()
-  [ -n "${SHMKIT_CARGO_LOCK:-}" ] && lock=(flock "$SHMKIT_CARGO_LOCK")
+  local bin="$RUST_WEB/usr/bin"
   local cmd=("$bin/cargo")
   # Plain `cargo clippy` would find rustup's cargo-clippy first (~/.cargo/bin), which has no
   # std source; call the prefix's own.
   if [ "${1:-}" = clippy ]; then cmd=("$bin/cargo-clippy" clippy); shift; fi
-  "${lock[@]}" env \
-    PATH="$bin:$PATH" \
-    LD_LIBRARY_PATH="$RUST_WEB/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    RUSTC="$bin/rustc" RUSTDOC="$bin/rustdoc" \
-    RUSTUP_TOOLCHAIN= \
-    RUSTC_BOOTSTRAP=1 \
-    CARGO_TARGET_DIR="$CROSS_TARGET_DIR" \
-    "${cmd[@]}" "$@"
+  (
+    if [ -n "${SHMKIT_CARGO_LOCK:-}" ]; then
+      exec 9>>"$SHMKIT_CARGO_LOCK"
+      local start=$SECONDS
+      flock 9
+      [ $((SECONDS - start)) -eq 0 ] || echo "(waited $((SECONDS - start)) s for $SHMKIT_CARGO_LOCK)" >&2
+    fi
+    exec env \
+      PATH="$bin:$PATH" \
+      LD_LIBRARY_PATH="$RUST_WEB/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      RUSTC="$bin/rustc" RUSTDOC="$bin/rustdoc" \
+      RUSTUP_TOOLCHAIN= \
+      RUSTC_BOOTSTRAP=1 \
+      CARGO_TARGET_DIR="$CROSS_TARGET_DIR" \
+      "${cmd[@]}" "$@"
+  )
 }
 
 # The napi.targets triples from package.json, one per line.

@@ -34,10 +34,10 @@ prepare_prefix() {
   wine winecfg -v win10 >/dev/null 2>&1
   wineserver -w
   # Wine 8.0 lacks bcryptprimitives.dll!ProcessPrng, which Rust's std imports; Wine >= 8.13
-  # has it. A stand-in that forwards to BCryptGenRandom (see processprng.c).
+  # has it (8.0 has no bcryptprimitives.dll at all). A stand-in that forwards to
+  # BCryptGenRandom (see processprng.c).
   x86_64-w64-mingw32-gcc -O2 -shared -o "$WORK/bcryptprimitives.dll" "$CROSS/processprng.c" -lbcrypt
   cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
-  export WINEDLLOVERRIDES="bcryptprimitives=n"
   # napi-build links a windows-gnu cdylib against libnode.dll; with napi's dyn-symbols feature
   # the addon imports nothing from it, so an empty DLL satisfies the linker.
   mkdir -p "$WORK/libnode"
