@@ -43,13 +43,20 @@ test('a child opens the segment by name and writes; the parent sees the bytes (W
 test('a wait in this process is woken by a notify from another process', async (t) => {
   const shm = SharedMemory.create(PAGE)
   t.teardown(() => unlinkQuietly(shm.name))
-  const child = runChild('notify-later.cjs', [shm.name, '8', '200'])
-  // Blocks this thread; the child runs on its own. Generous timeout: Node starts slowly under
-  // emulation (Wine, qemu), and only the outcome is checked, never the time.
-  t.is(shm.wait(8, 0, 60_000), 'ok')
-  t.is(Atomics.load(new Int32Array(shm.buffer), 2), 1)
-  const { code, stderr } = await child
+  const words = new Int32Array(shm.buffer)
+  // The child changes word 2 and notifies every 20 ms until told (word 3) that we woke. This
+  // thread blocks in wait; a change that came before a wait is 'not-equal', so wait again on
+  // the value seen now. Generous timeout: Node starts slowly under emulation (Wine, qemu).
+  const child = runChild('notify-until-seen.cjs', [shm.name, '8'])
+  let result: string
+  do result = shm.wait(8, Atomics.load(words, 2), 60_000)
+  while (result === 'not-equal')
+  Atomics.store(words, 3, 1)
+  t.is(result, 'ok')
+  t.true(Atomics.load(words, 2) > 0)
+  const { code, stderr, messages } = await child
   t.is(code, 0, stderr)
+  t.true((messages[0] as { sent: number }).sent > 0)
   shm.close()
 })
 
