@@ -118,7 +118,7 @@ impl fmt::Display for Error {
             }
             Error::TooManyMappings { name, live, budget } => write!(
                 f,
-                "ERR_SHM_TOO_MANY_MAPPINGS: cannot map '{name}': this process already has {live} segments mapped, \
+                "ERR_SHM_TOO_MANY_MAPPINGS: cannot map '{name}': this process already holds {live} segment mappings, \
                  the most shmkit allows ({budget}, three quarters of vm.max_map_count; the rest is kept for the runtime); \
                  close() handles you no longer use"
             ),
