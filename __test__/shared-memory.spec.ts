@@ -240,3 +240,18 @@ test('close unmaps at once, even in a loop that never yields to finalizers', (t)
   }
   t.is(mappedSegments(), before)
 })
+
+test('holding too many handles gives ERR_SHM_TOO_MANY_MAPPINGS, and the process keeps working', async (t) => {
+  if (process.platform !== 'linux') return t.pass('vm.max_map_count is a Linux limit')
+  const { code, signal, messages, stderr } = await runChild('mapping-budget.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(signal, null, stderr)
+  t.is(code, 0, stderr)
+  const report = messages[0] as { opened: number; code: string; message: string; createCode: string; grown: number }
+  t.log(`refused after ${report.opened} handles: ${report.message}`)
+  t.is(report.code, 'ERR_SHM_TOO_MANY_MAPPINGS')
+  t.is(report.createCode, 'ERR_SHM_TOO_MANY_MAPPINGS')
+  t.regex(report.message, /close\(\)/)
+  const maxMapCount = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8'))
+  t.true(report.opened <= maxMapCount - maxMapCount / 4 + 1, 'a quarter of vm.max_map_count stays free')
+  t.is(report.grown, 320)
+})

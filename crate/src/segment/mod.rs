@@ -18,7 +18,7 @@ mod os;
 pub(crate) mod wait;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result, ShmName};
@@ -31,10 +31,84 @@ pub(crate) trait SegmentImpl: Sized {
     fn open(name: &ShmName) -> io::Result<Self>;
     /// Removes the name.
     fn unlink(name: &ShmName) -> io::Result<()>;
+    /// Removes the name only while it still names the object `created` (when the OS can tell
+    /// objects apart; otherwise by name alone). For automatic cleanup, never for `unlink()`.
+    fn unlink_created(name: &ShmName, created: Option<ObjectId>) -> io::Result<()>;
+    /// The identity of the object this handle created; `None` for an attach.
+    fn created_object(&self) -> Option<ObjectId>;
+    /// How many segments this process may have mapped at once through shmkit.
+    fn mapping_budget() -> usize;
     /// Start of the mapping.
     fn as_ptr(&self) -> *mut u8;
     /// Length of the mapping in bytes.
     fn len(&self) -> usize;
+}
+
+/// Which OS object a name referred to when this process created it: device and inode. Cleanup
+/// that runs on its own (the tracker, a manager's shutdown) compares it before unlinking, so a
+/// name that someone else unlinked and re-created is left to them (design.md safety rule 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectId {
+    device: u64,
+    inode: u64,
+}
+
+impl ObjectId {
+    /// `None` where the OS gives the object no inode (macOS shm objects report 0).
+    pub(crate) fn new(device: u64, inode: u64) -> Option<ObjectId> {
+        (inode != 0).then_some(ObjectId { device, inode })
+    }
+
+    /// 16 bytes, native-endian; all zero for `None`.
+    pub(crate) fn to_bytes(id: Option<ObjectId>) -> [u8; 16] {
+        let (device, inode) = id.map_or((0, 0), |id| (id.device, id.inode));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&device.to_ne_bytes());
+        bytes[8..].copy_from_slice(&inode.to_ne_bytes());
+        bytes
+    }
+
+    /// The inverse of [`ObjectId::to_bytes`].
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Option<ObjectId> {
+        let [d0, d1, d2, d3, d4, d5, d6, d7, i0, i1, i2, i3, i4, i5, i6, i7] = bytes;
+        ObjectId::new(
+            u64::from_ne_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
+            u64::from_ne_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+        )
+    }
+}
+
+/// Segments this process has mapped through shmkit and not yet dropped.
+static LIVE_MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// One unit of the process's mapping budget, held by each live [`Segment`].
+///
+/// Linux refuses `mmap` once a process has `vm.max_map_count` mappings, and V8 aborts the
+/// process when it then cannot map memory to grow its heap. Counting our own mappings (an
+/// atomic add, where reading /proc/self/maps would cost a millisecond per call) and refusing
+/// beyond [`SegmentImpl::mapping_budget`] keeps a failure clean: a coded error here, and room
+/// left for the runtime.
+#[derive(Debug)]
+struct MappingSlot(());
+
+impl MappingSlot {
+    fn take(name: &str) -> Result<MappingSlot> {
+        let budget = os::SegmentInner::mapping_budget();
+        LIVE_MAPPINGS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < budget).then(|| live + 1))
+            .map(|_| MappingSlot(()))
+            .map_err(|live| Error::TooManyMappings {
+                name: name.to_owned(),
+                live,
+                budget,
+            })
+    }
+}
+
+impl Drop for MappingSlot {
+    fn drop(&mut self) {
+        LIVE_MAPPINGS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// How many random names to try before giving up on EEXIST.
@@ -157,6 +231,8 @@ pub struct Segment {
     inner: os::SegmentInner,
     /// Set by [`Segment::retire`]: waits end and new waits and locks are refused.
     retired: AtomicBool,
+    /// Given back after `inner` is unmapped (fields drop in order).
+    _slot: MappingSlot,
 }
 
 impl Segment {
@@ -169,11 +245,12 @@ impl Segment {
     }
 
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
+        let slot = MappingSlot::take(name.as_str())?;
         let inner =
             os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
-        let segment = Segment::mapped(name, inner);
+        let segment = Segment::mapped(name, inner, slot);
         if options.track {
-            if let Err(e) = crate::tracker::register(segment.name()) {
+            if let Err(e) = crate::tracker::register(&segment) {
                 // A promise of cleanup we cannot keep: undo the create.
                 let _ = os::SegmentInner::unlink(&segment.name);
                 return Err(e);
@@ -198,16 +275,24 @@ impl Segment {
     #[doc(alias = "OpenFileMappingW")]
     pub fn open(name: &str) -> Result<Segment> {
         let name = ShmName::new(name)?;
+        let slot = MappingSlot::take(name.as_str())?;
         let inner = os::SegmentInner::open(&name).map_err(|e| Error::os("open", name.as_str(), e))?;
-        Ok(Segment::mapped(name, inner))
+        Ok(Segment::mapped(name, inner, slot))
     }
 
-    fn mapped(name: ShmName, inner: os::SegmentInner) -> Segment {
+    fn mapped(name: ShmName, inner: os::SegmentInner, slot: MappingSlot) -> Segment {
         Segment {
             name,
             inner,
             retired: AtomicBool::new(false),
+            _slot: slot,
         }
+    }
+
+    /// The identity of the object this handle created (`None` for an attach, and on systems
+    /// that give shared-memory objects no inode).
+    pub(crate) fn created_object(&self) -> Option<ObjectId> {
+        self.inner.created_object()
     }
 
     /// The name, as Python shows it: no leading slash.
@@ -413,6 +498,24 @@ pub fn unlink(name: &str) -> Result<()> {
     let name = ShmName::new(name)?;
     crate::tracker::unregister(name.as_str());
     os::SegmentInner::unlink(&name).map_err(|e| Error::os("unlink", name.as_str(), e))
+}
+
+/// Automatic cleanup's unlink: stops tracking `name`, then removes it only while it still names
+/// the object this process created (`created`, from [`Segment::created_object`]). A name that
+/// someone else unlinked and re-created is theirs and stays (Linux; elsewhere the OS gives no
+/// identity to compare and the name is removed). The user's own `unlink` is [`unlink`], which
+/// removes the name whatever it names, as CPython's does.
+pub(crate) fn unlink_created(name: &str, created: Option<ObjectId>) -> Result<()> {
+    let name = ShmName::new(name)?;
+    crate::tracker::unregister(name.as_str());
+    os::SegmentInner::unlink_created(&name, created).map_err(|e| Error::os("unlink", name.as_str(), e))
+}
+
+/// The helper's variant of [`unlink_created`]: no tracker (it *is* the tracker), no error.
+pub(crate) fn unlink_created_quietly(name: &str, created: Option<ObjectId>) {
+    if let Ok(name) = ShmName::new(name) {
+        let _ = os::SegmentInner::unlink_created(&name, created);
+    }
 }
 
 /// A byte of a segment as an atomic, for the compare-and-swap that locks a ShareableList item
