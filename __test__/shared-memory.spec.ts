@@ -266,6 +266,8 @@ test('a segment larger than one Buffer: buf is a working view or ERR_SHM_BUFFER_
     size: number
     views: Array<{ getter: string; length?: number; code?: string; message?: string }>
     tail: string
+    lastByte: number
+    shared: { length?: number; code?: string }
     tailByteLength: number
     tailAfterClose: number
   }
@@ -279,6 +281,11 @@ test('a segment larger than one Buffer: buf is a working view or ERR_SHM_BUFFER_
   }
   t.is(report.tail, 'the last page')
   t.is(report.tailByteLength, 4096)
+  if (report.shared.code !== undefined) t.is(report.shared.code, 'ERR_SHM_NO_SHARED_ARRAY_BUFFER')
+  else {
+    t.is(report.shared.length, report.size, 'sharedBuffer covers the whole segment')
+    t.is(report.lastByte, 7)
+  }
   t.is(report.tailAfterClose, 0)
 })
 
