@@ -93,10 +93,21 @@ export declare class SharedMemory {
   /**
    * A zero-copy Buffer over the whole segment (the same object on every access).
    * After `close()` it reads as length 0; accessing `buf` then throws `ERR_SHM_CLOSED`.
+   * A segment larger than `buffer.constants.MAX_LENGTH` (4 GiB on Node 20) throws
+   * `ERR_SHM_BUFFER_TOO_LARGE`: use `window()` for views of parts of it.
    */
   get buf(): Buffer
   /** The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`). */
   get buffer(): ArrayBuffer
+  /**
+   * A zero-copy Buffer over `byteLength` bytes of the segment from `byteOffset` (default:
+   * to the end), with an ArrayBuffer of its own that starts at `byteOffset`. Each call makes
+   * a new window; all of them are detached (length 0) by `close()`, like `buf`. Windows
+   * reach every byte of segments too large for one Buffer (`ERR_SHM_BUFFER_TOO_LARGE` from
+   * `buf`); a window itself may be at most `buffer.constants.MAX_LENGTH` long. A range
+   * outside the segment throws `ERR_OUT_OF_RANGE`.
+   */
+  window(byteOffset: number, byteLength?: number | undefined | null): Buffer
   /**
    * A SharedArrayBuffer over the whole segment (the same object on every access), for
    * `Atomics.wait`/`notify` between threads and `postMessage` to workers without a copy.

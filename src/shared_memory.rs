@@ -206,15 +206,39 @@ impl SharedMemory {
 
     /// A zero-copy Buffer over the whole segment (the same object on every access).
     /// After `close()` it reads as length 0; accessing `buf` then throws `ERR_SHM_CLOSED`.
+    /// A segment larger than `buffer.constants.MAX_LENGTH` (4 GiB on Node 20) throws
+    /// `ERR_SHM_BUFFER_TOO_LARGE`: use `window()` for views of parts of it.
     #[napi(getter, ts_return_type = "Buffer", catch_unwind)]
     pub fn buf<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        guard(|| self.view(env)?.buffer(env))
+        guard(|| self.view()?.buffer(env))
     }
 
     /// The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`).
     #[napi(getter, ts_return_type = "ArrayBuffer", catch_unwind)]
     pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        guard(|| self.view(env)?.array_buffer(env))
+        guard(|| self.view()?.array_buffer(env))
+    }
+
+    /// A zero-copy Buffer over `byteLength` bytes of the segment from `byteOffset` (default:
+    /// to the end), with an ArrayBuffer of its own that starts at `byteOffset`. Each call makes
+    /// a new window; all of them are detached (length 0) by `close()`, like `buf`. Windows
+    /// reach every byte of segments too large for one Buffer (`ERR_SHM_BUFFER_TOO_LARGE` from
+    /// `buf`); a window itself may be at most `buffer.constants.MAX_LENGTH` long. A range
+    /// outside the segment throws `ERR_OUT_OF_RANGE`.
+    #[napi(ts_return_type = "Buffer", catch_unwind)]
+    pub fn window<'env>(
+        &mut self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
+        #[napi(ts_arg_type = "number | undefined | null")] byte_length: Option<Unknown>,
+    ) -> Result<Unknown<'env>, Code> {
+        guard(|| {
+            let byte_offset = args::number(env, byte_offset, "byteOffset")?;
+            let byte_length = args::optional_number(env, byte_length, "byteLength")?;
+            let size = self.segment()?.len();
+            let (offset, len) = window_range(byte_offset, byte_length, size)?;
+            self.view()?.window(env, offset, len)
+        })
     }
 
     /// A SharedArrayBuffer over the whole segment (the same object on every access), for
@@ -304,10 +328,10 @@ impl SharedMemory {
             .ok_or_else(|| error(CLOSED, format!("SharedMemory '{}' is closed", self.name)))
     }
 
-    fn view(&mut self, env: &Env) -> Result<&View, Code> {
+    fn view(&mut self) -> Result<&mut View, Code> {
         let view = match self.view.take() {
             Some(view) => view,
-            None => View::new(env, self.segment()?)?,
+            None => View::new(self.segment()?),
         };
         Ok(self.view.insert(view))
     }
@@ -393,6 +417,35 @@ fn checked_mode(mode: f64) -> Result<u32, Code> {
         ));
     }
     Ok(mode as u32)
+}
+
+/// `[byteOffset, byteOffset + byteLength)` as a range inside a segment of `size` bytes.
+fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Result<(usize, usize), Code> {
+    let out_of_range = |what: &str, value: f64| {
+        error(
+            Code("ERR_OUT_OF_RANGE"),
+            format!("{what} must be an integer from 0 to the segment's size ({size}), got {value}"),
+        )
+    };
+    let whole = |value: f64| value.is_finite() && value.fract() == 0.0 && value >= 0.0 && value <= size as f64;
+    if !whole(byte_offset) {
+        return Err(out_of_range("byteOffset", byte_offset));
+    }
+    let offset = byte_offset as usize;
+    let len = match byte_length {
+        None => size - offset,
+        Some(length) if whole(length) && length as usize <= size - offset => length as usize,
+        Some(length) => {
+            return Err(error(
+                Code("ERR_OUT_OF_RANGE"),
+                format!(
+                    "byteLength must be an integer from 0 to {} (the bytes after byteOffset {offset}), got {length}",
+                    size - offset
+                ),
+            ))
+        }
+    };
+    Ok((offset, len))
 }
 
 /// A size must be a positive safe integer (JS numbers above 2^53 are not exact).

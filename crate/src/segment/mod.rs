@@ -53,6 +53,9 @@ pub(crate) struct ObjectId {
     inode: u64,
 }
 
+// Only the POSIX backend and its cleanup helper can tell objects apart (Windows sections have
+// no name to outlive them).
+#[cfg(unix)]
 impl ObjectId {
     /// `None` where the OS gives the object no inode (macOS shm objects report 0).
     pub(crate) fn new(device: u64, inode: u64) -> Option<ObjectId> {
@@ -95,7 +98,9 @@ impl MappingSlot {
     fn take(name: &str) -> Result<MappingSlot> {
         let budget = os::SegmentInner::mapping_budget();
         LIVE_MAPPINGS
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < budget).then(|| live + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < budget).then(|| live + 1)
+            })
             .map(|_| MappingSlot(()))
             .map_err(|live| Error::TooManyMappings {
                 name: name.to_owned(),
@@ -512,6 +517,7 @@ pub(crate) fn unlink_created(name: &str, created: Option<ObjectId>) -> Result<()
 }
 
 /// The helper's variant of [`unlink_created`]: no tracker (it *is* the tracker), no error.
+#[cfg(unix)]
 pub(crate) fn unlink_created_quietly(name: &str, created: Option<ObjectId>) {
     if let Ok(name) = ShmName::new(name) {
         let _ = os::SegmentInner::unlink_created(&name, created);
