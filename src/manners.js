@@ -163,6 +163,12 @@
         err.code = 'ERR_CONSTRUCT_CALL_REQUIRED'
         throw err
       },
+      // `new` through the Proxy must reach V8 with the class itself as new.target: with the
+      // Proxy there, V8 derives a fresh hidden class for every instance (slow, and it kept
+      // ~1 KB per ShareableList alive in the hygiene churn).
+      construct(target, args, newTarget) {
+        return Reflect.construct(target, args, newTarget === guarded ? target : newTarget)
+      },
     })
     Object.defineProperty(klass.prototype, 'constructor', { value: guarded, writable: true, configurable: true, enumerable: false })
     return guarded
