@@ -68,7 +68,7 @@ test.before(() => {
   // The main package, staged with the optionalDependencies `napi prepublish` writes.
   const stage = join(work, 'stage-main')
   mkdirSync(stage)
-  for (const file of ['index.js', 'index.d.ts', 'README.md', 'LICENSE']) copyFileSync(join(ROOT, file), join(stage, file))
+  for (const file of [...pkg.files, 'README.md', 'LICENSE']) copyFileSync(join(ROOT, file), join(stage, file))
   writeFileSync(join(stage, 'package.json'), JSON.stringify({ ...pkg, optionalDependencies: platformPackages() }, null, 2))
   // The platform package: npm/linux-x64-gnu plus the binary, as `napi artifacts` places it.
   const platformStage = join(work, 'stage-platform')
@@ -211,7 +211,7 @@ test('from a checkout: npm run pack:local makes the two tarballs npm install tak
   const env = { ...toolsEnv(), npm_execpath: NPM_CLI }
   const printed = execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-local.mjs'), '--out', out], { cwd: ROOT, env, encoding: 'utf8' })
   const made = readdirSync(out).sort()
-  t.deepEqual(made, [`shmkit-${PLATFORM}-${pkg.version}.tgz`, `shmkit-${pkg.version}.tgz`])
+  t.deepEqual(made, [`shmkit-${pkg.version}.tgz`, `shmkit-${PLATFORM}-${pkg.version}.tgz`])
   const command = printed.match(/npm install (.+)/)
   t.truthy(command, printed)
   const project = join(work, 'from-checkout')
