@@ -18,7 +18,7 @@ if (process.argv[2] === 'child') {
   let name: string
   {
     using smm = new SharedMemoryManager()
-    const sl = smm.ShareableList([1, 2, 3, 4, 5]) // a ShareableList<number>
+    const sl = smm.ShareableList([1, 2, 3, 4, 5]) // get/set/at/toArray: numbers
     name = sl.shm.name
     console.log(sl)
 

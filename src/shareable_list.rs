@@ -301,7 +301,7 @@ pub struct ShareableListJson {
 
 /// The name in `open(name)`: a string, or the `name` of an object such as `toJSON()` makes.
 fn name_of(env: &Env, value: Unknown) -> Result<String, Code> {
-    if value.get_type() == Ok(ValueType::Object) {
+    if matches!(value.get_type(), Ok(ValueType::Object)) {
         // SAFETY: `value` is an object of this call's env, as just checked.
         let object: Object = unsafe { value.cast() }.map_err(|e| error(INVALID_ARG_TYPE, e.to_string()))?;
         let name: Unknown = object
