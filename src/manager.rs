@@ -85,7 +85,9 @@ impl SharedMemoryManager {
     /// A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager.
     #[napi(
         js_name = "ShareableList",
-        ts_args_type = "sequence?: Iterable<Item> | null",
+        ts_generic_types = "T extends Item = Item",
+        ts_args_type = "sequence?: Iterable<T> | null",
+        ts_return_type = "ShareableList<T>",
         catch_unwind
     )]
     pub fn shareable_list(&mut self, env: Env, this: This, sequence: Option<Unknown>) -> Result<ShareableList, Code> {

@@ -8,7 +8,7 @@ use shmkit_core::list::Layout;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::args;
-use crate::error::{error, from_core, guard, range_error, type_error, Code, INVALID_ARG_TYPE};
+use crate::error::{error, from_core, guard, range_error, type_error, Code, INVALID_ARG_TYPE, INVALID_ARG_VALUE};
 use crate::held::Held;
 use crate::item::{from_js, to_js, OwnedItem};
 use crate::shared_memory::SharedMemory;
@@ -45,7 +45,7 @@ impl ShareableList {
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null"
+        ts_args_type = "sequence?: Iterable<T> | null, options?: ShareableListOptions | null"
     )]
     pub fn new(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
         guard(|| Self::construct(env, sequence, options))
@@ -53,10 +53,19 @@ impl ShareableList {
 
     fn construct(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
         let options: Option<ShareableListOptions> = crate::error::options(&env, options, "options")?;
+        let given = options.is_some();
         let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
         match (sequence, name) {
             (None, Some(name)) => Self::attach(env, &name),
+            // Most often a list passed through structured clone (`{}`): making a new empty
+            // list would silently lose the one that was meant.
+            (None, None) if given => Err(error(
+                INVALID_ARG_VALUE,
+                "ShareableList options without a name and without a sequence: pass { name } to \
+                 attach to a list (a list sent to another process arrives as { name } through \
+                 toJSON()), or a sequence ([] for an empty list) to create one",
+            )),
             (sequence, name) => {
                 let items = match sequence {
                     Some(sequence) => items_of(&env, sequence)?,
@@ -67,10 +76,27 @@ impl ShareableList {
         }
     }
 
-    /// Attaches to the list in an existing segment; its layout is validated first.
-    #[napi(factory, catch_unwind)]
-    pub fn open(env: Env, #[napi(ts_arg_type = "string")] name: Unknown) -> Result<Self, Code> {
-        guard(|| Self::attach(env, &args::string(&env, name, "name")?))
+    /// Attaches to the list in an existing segment; its layout is validated first. Takes a
+    /// name, or an object with one: what `toJSON()` makes, so a list that went through
+    /// `child.send()` or `JSON.stringify` opens as it arrives.
+    #[napi(
+        factory,
+        catch_unwind,
+        ts_generic_types = "T extends Item = Item",
+        ts_args_type = "name: string | { name: string }",
+        ts_return_type = "ShareableList<T>"
+    )]
+    pub fn open(env: Env, name: Unknown) -> Result<Self, Code> {
+        guard(|| Self::attach(env, &name_of(&env, name)?))
+    }
+
+    /// `{ name }`, so `child.send(sl)` and `JSON.stringify` pass the list by name (the items
+    /// stay in the segment); `ShareableList.open()` takes it back.
+    #[napi(js_name = "toJSON", catch_unwind)]
+    pub fn to_json(&self) -> ShareableListJson {
+        ShareableListJson {
+            name: self.shm_ref().name(),
+        }
     }
 
     fn attach(env: Env, name: &str) -> Result<Self, Code> {
@@ -264,6 +290,28 @@ impl ObjectFinalize for ShareableList {
         self.shm.release(&env);
         Ok(())
     }
+}
+
+/// What `toJSON()` returns.
+#[napi(object)]
+pub struct ShareableListJson {
+    /// The segment's name.
+    pub name: String,
+}
+
+/// The name in `open(name)`: a string, or the `name` of an object such as `toJSON()` makes.
+fn name_of(env: &Env, value: Unknown) -> Result<String, Code> {
+    if matches!(value.get_type(), Ok(ValueType::Object)) {
+        // SAFETY: `value` is an object of this call's env, as just checked.
+        let object: Object = unsafe { value.cast() }.map_err(|e| error(INVALID_ARG_TYPE, e.to_string()))?;
+        let name: Unknown = object
+            .get_named_property("name")
+            .map_err(|e| error(INVALID_ARG_TYPE, e.to_string()))?;
+        return args::string(env, name, "name.name")
+            .map_err(|_| args::wrong_type(env, "name", "a string or an object with a string `name`", &value));
+    }
+    args::string(env, value, "name")
+        .map_err(|_| args::wrong_type(env, "name", "a string or an object with a string `name`", &value))
 }
 
 fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
