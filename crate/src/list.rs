@@ -103,6 +103,9 @@ pub const MAX_SLOT_LEN: usize = 9_999_992;
 const MIN_ITEM_LEN: usize = 8 + 8 + FORMAT_LEN + 1;
 /// The count and `off[0]`: all an empty list has.
 const HEADER_LEN: usize = 16;
+/// The smallest page size of the supported OSes: segments there are multiples of it
+/// (macOS and Windows round sizes up to pages; Linux keeps them exact).
+const PAGE_LEN: usize = 4096;
 
 const FORMAT_INT: &[u8; 8] = b"q\0\0\0\0\0\0\0";
 const FORMAT_FLOAT: &[u8; 8] = b"d\0\0\0\0\0\0\0";
@@ -328,7 +331,12 @@ impl Layout {
         if n == 0 {
             // A shmkit creator that cannot hide a list until it is complete stores the count
             // last: a count of 0 followed by a first slot's end is a list still being written.
-            if src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]) {
+            // So is a segment of zeros longer than an empty list (16 bytes) that no page
+            // rounding explains: a creator (CPython's, say) that has sized it but not written
+            // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
+            let being_written =
+                src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]) || (len > HEADER_LEN && len % PAGE_LEN != 0);
+            if being_written {
                 return Err(Problem::Unfinished {
                     otherwise: Ok(Layout::empty()),
                 });
@@ -506,12 +514,13 @@ impl Layout {
     /// limit (its writer died between its stores; setting the item again repairs it), or
     /// changed during every read for as long.
     pub fn read_live<'s>(&self, mem: &[AtomicU8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
-        let kind = self
+        let copied = self
             .copy_live(mem, index, scratch, Wanted::Data)?
-            .ok_or_else(|| mid_write(index))?
-            .kind?;
-        let data = scratch.get(..kind.data_len()).ok_or_else(|| corrupt("short copy"))?;
-        decode(kind, data, index)
+            .ok_or_else(|| mid_write(index))?;
+        match copied.kind? {
+            kind @ (Kind::Str(_) | Kind::Bytes(_)) => decode(kind, scratch, index),
+            kind => Ok(decode_word(kind, copied.word)),
+        }
     }
 
     /// A consistent copy of item `index` (see [`Layout::read_live`]): its validated kind and
@@ -542,30 +551,38 @@ impl Layout {
             }
             let first_format = load8(format);
             let kind = kind_of(&first_format, before, fields.slot.len(), index);
-            let data_len = match (&kind, wanted) {
-                (Ok(kind), Wanted::Data) => kind.data_len(),
-                _ => 0,
+            let mut word = [0u8; 8];
+            let copy = Copy {
+                code,
+                before,
+                format,
+                first_format,
             };
-            let data = slot.get(..data_len).ok_or_else(|| corrupt("slot past the end"))?;
-            scratch.clear();
-            scratch
-                .try_reserve(data_len.saturating_mul(2))
-                .map_err(|_| no_memory())?;
-            scratch.resize(data_len.saturating_mul(2), 0);
-            let (first, second) = scratch.split_at_mut(data_len);
-            load_bytes(data, first);
-            fence(Ordering::Acquire);
-            let middle = code.load(Ordering::Relaxed);
-            let second_format = load8(format);
-            load_bytes(data, second);
-            fence(Ordering::Acquire);
-            let after = code.load(Ordering::Relaxed);
-            if before == middle && middle == after && first_format == second_format && first == second {
-                scratch.truncate(data_len);
+            let stable = match (&kind, wanted) {
+                (Ok(Kind::Str(n) | Kind::Bytes(n)), Wanted::Data) => {
+                    let n = *n;
+                    let data = slot.get(..n).ok_or_else(|| corrupt("slot past the end"))?;
+                    let both = n.saturating_mul(2);
+                    scratch.clear();
+                    scratch.try_reserve(both).map_err(|_| no_memory())?;
+                    scratch.resize(both, 0);
+                    let (first, second) = scratch.split_at_mut(n);
+                    let stable = copy.twice(data, first, second);
+                    scratch.truncate(n);
+                    stable
+                }
+                (Ok(_), Wanted::Data) => {
+                    let data = slot.get(..8).ok_or_else(|| corrupt("slot past the end"))?;
+                    copy.twice(data, &mut word, &mut [0u8; 8])
+                }
+                _ => copy.twice(&[], &mut [], &mut []),
+            };
+            if stable {
                 return Ok(Some(Copied {
                     kind,
                     format: first_format,
                     code: before,
+                    word,
                 }));
             }
             if !backoff.wait() {
@@ -749,11 +766,37 @@ impl Source for [AtomicU8] {
     }
 }
 
-/// A consistent copy of an item's head: its format and code, and what they say it holds.
+/// A consistent copy of an item: its format and code, what they say it holds, and its data
+/// (int/float/bool/None in `word`; str/bytes in the caller's scratch buffer).
 struct Copied {
     kind: Result<Kind>,
     format: [u8; 8],
     code: u8,
+    word: [u8; 8],
+}
+
+/// The first half of one read of an item: its code (not busy) and format, copied.
+struct Copy<'m> {
+    code: &'m AtomicU8,
+    before: u8,
+    format: &'m [AtomicU8],
+    first_format: [u8; 8],
+}
+
+impl Copy<'_> {
+    /// Copies `data` into `first`, then format and `data` again into `second`, reading the
+    /// code between and after: `true` when nothing changed and no shmkit writer held the item
+    /// meanwhile, so the first copy is one write's format with that write's data.
+    fn twice(&self, data: &[AtomicU8], first: &mut [u8], second: &mut [u8]) -> bool {
+        load_bytes(data, first);
+        fence(Ordering::Acquire);
+        let middle = self.code.load(Ordering::Relaxed);
+        let second_format = load8(self.format);
+        load_bytes(data, second);
+        fence(Ordering::Acquire);
+        let after = self.code.load(Ordering::Relaxed);
+        self.before == middle && middle == after && self.first_format == second_format && first == second
+    }
 }
 
 fn region(mem: &[AtomicU8], at: usize, len: usize) -> Result<&[AtomicU8]> {
@@ -890,6 +933,16 @@ fn kind_of(format: &[u8; 8], code: u8, slot_len: usize, index: usize) -> Result<
         }
     };
     Ok(kind)
+}
+
+/// Decodes an int, float, bool or None from its copied 8-byte word.
+fn decode_word(kind: Kind, word: [u8; 8]) -> Item<'static> {
+    match kind {
+        Kind::Int => Item::Int(i64::from_ne_bytes(word)),
+        Kind::Float => Item::Float(f64::from_ne_bytes(word)),
+        Kind::Bool => Item::Bool(word[7] != 0),
+        _ => Item::None,
+    }
 }
 
 /// Decodes a copied slot (at least `kind.data_len()` bytes).
