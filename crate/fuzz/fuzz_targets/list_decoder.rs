@@ -26,7 +26,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = layout.item_format(&bytes, i);
     }
     let _ = layout.format_live(atomic_slice(&mut bytes));
-    let _ = Layout::attach(atomic_slice(&mut bytes));
     let _ = layout.count(atomic_slice(&mut bytes), &Item::Int(1));
     if !layout.is_empty() {
         let last = layout.len() - 1;
