@@ -101,7 +101,8 @@ impl SharedMemoryManager {
             Some(sequence) => items_of(&env, sequence)?,
             None => Vec::new(),
         };
-        let (segment, layout) = ShareableList::make(&items, |size| self.inner.borrow_mut().create(size))?;
+        let (segment, layout) =
+            ShareableList::make(&items, |size, fill| self.inner.borrow_mut().create_filled(size, fill))?;
         let owner = self.held(&env, &this)?;
         ShareableList::wrap(env, SharedMemory::owned_by(segment, owner), layout)
     }

@@ -57,6 +57,24 @@ impl Manager {
         Ok(segment)
     }
 
+    /// Creates a tracked segment with a random name that `fill` writes before the name appears
+    /// (see [`SegmentOptions::create_filled`]), owned from now on.
+    ///
+    /// # Errors
+    /// As [`Manager::create_with`], or `fill`'s error.
+    pub fn create_filled(
+        &mut self,
+        size: usize,
+        fill: impl FnOnce(&[std::sync::atomic::AtomicU8]) -> Result<()>,
+    ) -> Result<Segment> {
+        if self.shut_down {
+            return Err(Error::Closed("the SharedMemoryManager has been shut down".into()));
+        }
+        let segment = SegmentOptions::new().track(true).create_filled(size, fill)?;
+        self.names.push(segment.name().to_owned());
+        Ok(segment)
+    }
+
     /// Creates a segment under `name`, owned from now on.
     ///
     /// # Errors

@@ -18,7 +18,7 @@ mod os;
 pub(crate) mod wait;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result, ShmName};
@@ -42,6 +42,19 @@ pub(crate) trait SegmentImpl: Sized {
     fn as_ptr(&self) -> *mut u8;
     /// Length of the mapping in bytes.
     fn len(&self) -> usize;
+    /// Creates an object that has no name yet, lets `fill` write its mapping, then gives it
+    /// the first free name `names` yields, atomically: an open by name finds nothing or the
+    /// filled object (Linux: `O_TMPFILE` + `linkat`). `fill` returning `false` abandons it.
+    /// `None` where the OS cannot do this; nothing was created then.
+    fn create_linked(
+        len: usize,
+        options: &SegmentOptions,
+        fill: &mut dyn FnMut(&Self) -> bool,
+        names: &mut dyn FnMut() -> Option<ShmName>,
+    ) -> Option<io::Result<(Self, ShmName)>> {
+        let _ = (len, options, fill, names);
+        None
+    }
 }
 
 /// Which OS object a name referred to when this process created it: device and inode. Cleanup
@@ -201,18 +214,7 @@ impl SegmentOptions {
     #[doc(alias = "shm_open")]
     #[doc(alias = "CreateFileMappingW")]
     pub fn create(&self, size: usize) -> Result<Segment> {
-        if size == 0 || size > isize::MAX as usize {
-            return Err(Error::InvalidSize(format!(
-                "'size' must be a positive number different from zero, not larger than {}; got {size}",
-                isize::MAX
-            )));
-        }
-        if self.mode > 0o777 {
-            return Err(Error::InvalidArgument(format!(
-                "mode {:#o} is not a permission mask (0 to 0o777)",
-                self.mode
-            )));
-        }
+        self.check(size)?;
         if let Some(name) = &self.name {
             return Segment::created(name.clone(), size, self);
         }
@@ -225,6 +227,83 @@ impl SegmentOptions {
         }
         let source = last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into());
         Err(Error::os("shm_open", crate::name::NAME_PREFIX, source))
+    }
+
+    /// Creates a segment as [`SegmentOptions::create`] does, and lets `fill` write it before
+    /// its name appears where the OS allows (Linux: built in an unnamed `O_TMPFILE` object in
+    /// `/dev/shm`, then `linkat`ed under its name, which keeps `EEXIST`): whoever opens the
+    /// name finds nothing (`ENOENT`) or the filled segment. Elsewhere (macOS, Windows, or a
+    /// Linux without `O_TMPFILE` or `/proc`) the name appears at create, before `fill` runs.
+    ///
+    /// When `fill` fails, no segment is left behind and its error is returned.
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::create`], or `fill`'s error.
+    ///
+    /// # References
+    ///  - [Linux `open(2)` `O_TMPFILE`](https://man7.org/linux/man-pages/man2/open.2.html)
+    ///  - [Linux `linkat(2)`](https://man7.org/linux/man-pages/man2/linkat.2.html)
+    #[doc(alias = "linkat")]
+    pub fn create_filled(&self, size: usize, fill: impl FnOnce(&[AtomicU8]) -> Result<()>) -> Result<Segment> {
+        self.check(size)?;
+        let mut fill = Some(fill);
+        let mut failure = None;
+        let mut fill_inner = |inner: &os::SegmentInner| {
+            let Some(fill) = fill.take() else { return false };
+            // SAFETY: the mapping is valid for `len` bytes while `inner` lives, which outlasts
+            // this call; AtomicU8 has u8's size and alignment and allows shared mutation.
+            let bytes = unsafe { atomic_view(inner.as_ptr(), inner.len()) };
+            match fill(bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        };
+        let mut attempts = 0usize;
+        let mut names = || {
+            attempts = attempts.saturating_add(1);
+            match &self.name {
+                Some(name) => (attempts == 1).then(|| name.clone()),
+                None => (attempts <= RANDOM_NAME_ATTEMPTS).then(ShmName::random),
+            }
+        };
+        let shown = self.name.as_ref().map_or(crate::name::NAME_PREFIX, ShmName::as_str);
+        let slot = MappingSlot::take(shown)?;
+        if let Some(linked) = os::SegmentInner::create_linked(size, self, &mut fill_inner, &mut names) {
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let (inner, name) = linked.map_err(|e| Error::os("create", shown, e))?;
+            return Segment::mapped(name, inner, slot).tracked_if(self.track);
+        }
+        drop(slot);
+        let segment = self.create(size)?;
+        let Some(fill) = fill.take() else {
+            return Ok(segment);
+        };
+        if let Err(e) = fill(segment.atomic_bytes()) {
+            let _ = segment.unlink();
+            return Err(e);
+        }
+        Ok(segment)
+    }
+
+    fn check(&self, size: usize) -> Result<()> {
+        if size == 0 || size > isize::MAX as usize {
+            return Err(Error::InvalidSize(format!(
+                "'size' must be a positive number different from zero, not larger than {}; got {size}",
+                isize::MAX
+            )));
+        }
+        if self.mode > 0o777 {
+            return Err(Error::InvalidArgument(format!(
+                "mode {:#o} is not a permission mask (0 to 0o777)",
+                self.mode
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -253,15 +332,18 @@ impl Segment {
         let slot = MappingSlot::take(name.as_str())?;
         let inner =
             os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
-        let segment = Segment::mapped(name, inner, slot);
-        if options.track {
-            if let Err(e) = crate::tracker::register(&segment) {
+        Segment::mapped(name, inner, slot).tracked_if(options.track)
+    }
+
+    fn tracked_if(self, track: bool) -> Result<Segment> {
+        if track {
+            if let Err(e) = crate::tracker::register(&self) {
                 // A promise of cleanup we cannot keep: undo the create.
-                let _ = os::SegmentInner::unlink(&segment.name);
+                let _ = os::SegmentInner::unlink(&self.name);
                 return Err(e);
             }
         }
-        Ok(segment)
+        Ok(self)
     }
 
     /// `shm_open(O_RDWR)` + `fstat` + `mmap` (Unix), `OpenFileMappingW` + `MapViewOfFile` +
@@ -321,19 +403,13 @@ impl Segment {
         self.inner.as_ptr()
     }
 
-    /// The whole mapping as a byte slice, for layout code such as [`crate::list`], which
-    /// bounds-checks and validates everything it reads.
-    ///
-    /// # Safety
-    /// While the slice lives, nothing else in this process may read or write the mapping
-    /// through another reference or view (for example a JS typed array over it: JS must not
-    /// run meanwhile). Other processes may still change any byte at any time; the slice's
-    /// contents are untrusted input, never assumed stable between two reads.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn bytes_mut(&self) -> &mut [u8] {
-        // SAFETY: the pointer is valid for `len` bytes while `self` lives; exclusivity within
-        // this process is the caller's promise (see `# Safety`).
-        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    /// The whole mapping as atomic bytes, for layout code such as [`crate::list`]: every access
+    /// is an atomic load or store, as memory that other processes change at any time must be
+    /// accessed, and nothing builds a `&[u8]` or `&mut [u8]` over it.
+    pub fn atomic_bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the mapping is valid for `len` bytes while `self` lives; AtomicU8 has u8's
+        // size and alignment and allows shared mutation (other processes' writes included).
+        unsafe { atomic_view(self.as_ptr(), self.len()) }
     }
 
     /// Copies `dst.len()` bytes from `offset` out of the segment.
@@ -524,11 +600,85 @@ pub(crate) fn unlink_created_quietly(name: &str, created: Option<ObjectId>) {
     }
 }
 
-/// A byte of a segment as an atomic, for the compare-and-swap that locks a ShareableList item
-/// against other processes.
-pub(crate) fn atomic_byte(byte: &mut u8) -> &std::sync::atomic::AtomicU8 {
-    // SAFETY: `&mut u8` is valid and exclusive within Rust for the returned lifetime, and
-    // AtomicU8 has the size and alignment of u8; other processes reach the byte only
-    // through their own (atomic or plain) accesses, as the module docs describe.
-    unsafe { std::sync::atomic::AtomicU8::from_ptr(byte) }
+/// `len` bytes at `ptr` as atomics.
+///
+/// # Safety
+/// `ptr` is valid for reads and writes of `len` bytes for the returned lifetime, and nothing
+/// accesses them meanwhile except through atomics (or from other processes).
+unsafe fn atomic_view<'a>(ptr: *mut u8, len: usize) -> &'a [AtomicU8] {
+    // SAFETY: the caller's promise; AtomicU8 has the size and alignment of u8.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU8>(), len) }
+}
+
+/// A byte buffer this code owns, seen as atomics so that the layout code that writes shared
+/// segments can write it too (what the unstable `AtomicU8::from_mut_slice` does).
+pub fn atomic_slice(bytes: &mut [u8]) -> &[AtomicU8] {
+    // SAFETY: `&mut` proves exclusive access for the returned lifetime, and AtomicU8 has
+    // the size and alignment of u8.
+    unsafe { atomic_view(bytes.as_mut_ptr(), bytes.len()) }
+}
+
+/// The 8-byte words of shared memory that are 8-aligned: `(head, words, tail)`, so that
+/// slots and formats (8-aligned in a page-aligned mapping) move with one atomic access per
+/// word, never torn; `head` and `tail` are byte-wise (empty for a segment's slots).
+fn words(bytes: &[AtomicU8]) -> (&[AtomicU8], &[AtomicU64], &[AtomicU8]) {
+    // SAFETY: every bit pattern is a valid AtomicU64, and `align_to` only puts properly
+    // aligned, fully contained words in the middle part.
+    unsafe { bytes.align_to::<AtomicU64>() }
+}
+
+/// Copies shared memory into `dst` (the same length) with relaxed atomic loads, a word at a
+/// time where aligned. Returns `false`, copying nothing, when the lengths differ.
+pub fn load_bytes(src: &[AtomicU8], dst: &mut [u8]) -> bool {
+    if src.len() != dst.len() {
+        return false;
+    }
+    let (head, middle, tail) = words(src);
+    let (dst_head, rest) = dst.split_at_mut(head.len());
+    let (dst_middle, dst_tail) = rest.split_at_mut(middle.len() * 8);
+    for (d, s) in dst_head.iter_mut().zip(head) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    for (d, s) in dst_middle.chunks_exact_mut(8).zip(middle) {
+        d.copy_from_slice(&s.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    for (d, s) in dst_tail.iter_mut().zip(tail) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    true
+}
+
+/// Copies `src` into shared memory (the same length) with relaxed atomic stores, a word at a
+/// time where aligned. Returns `false`, storing nothing, when the lengths differ.
+pub fn store_bytes(dst: &[AtomicU8], src: &[u8]) -> bool {
+    if src.len() != dst.len() {
+        return false;
+    }
+    let (head, middle, tail) = words(dst);
+    let (src_head, rest) = src.split_at(head.len());
+    let (src_middle, src_tail) = rest.split_at(middle.len() * 8);
+    for (d, s) in head.iter().zip(src_head) {
+        d.store(*s, Ordering::Relaxed);
+    }
+    for (d, s) in middle.iter().zip(src_middle.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(s);
+        d.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+    }
+    for (d, s) in tail.iter().zip(src_tail) {
+        d.store(*s, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Fills shared memory with `byte`, a word at a time where aligned.
+pub fn fill_bytes(dst: &[AtomicU8], byte: u8) {
+    let (head, middle, tail) = words(dst);
+    for d in head.iter().chain(tail) {
+        d.store(byte, Ordering::Relaxed);
+    }
+    let word = u64::from_ne_bytes([byte; 8]);
+    for d in middle {
+        d.store(word, Ordering::Relaxed);
+    }
 }

@@ -88,6 +88,16 @@ impl SegmentImpl for SegmentInner {
     fn len(&self) -> usize {
         self.len
     }
+
+    #[cfg(target_os = "linux")]
+    fn create_linked(
+        len: usize,
+        options: &SegmentOptions,
+        fill: &mut dyn FnMut(&Self) -> bool,
+        names: &mut dyn FnMut() -> Option<ShmName>,
+    ) -> Option<io::Result<(Self, ShmName)>> {
+        linked::create(len, options, fill, names)
+    }
 }
 
 fn size_object(fd: &OwnedFd, len: usize, reserve: bool) -> io::Result<()> {
@@ -327,3 +337,64 @@ unsafe impl Send for SegmentInner {}
 // SAFETY: `&SegmentInner` only exposes the pointer and length; access through the pointer is
 // governed by the type-level contract in `segment/mod.rs`, as for memory other processes share.
 unsafe impl Sync for SegmentInner {}
+
+/// Linux: a segment built with no name and linked into place once complete, so that an open
+/// racing its creator finds nothing or the finished segment. No temporary name ever exists,
+/// so a creator that dies half-way leaves nothing behind.
+#[cfg(target_os = "linux")]
+mod linked {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+
+    use super::{map, object_id, set_mode, size_object, SegmentInner, SegmentOptions};
+    use crate::ShmName;
+
+    /// Where glibc's and rustix's `shm_open` keep their objects.
+    const SHM_DIR: &str = "/dev/shm";
+
+    /// `open(O_TMPFILE)` + `ftruncate` + `fallocate` + `mmap`, `fill`, then `linkat` through
+    /// `/proc/self/fd` (unprivileged, unlike `AT_EMPTY_PATH`) under the first free name. `None`
+    /// when the kernel or `/dev/shm` has no `O_TMPFILE`, or `/proc` is missing.
+    pub(super) fn create(
+        len: usize,
+        options: &SegmentOptions,
+        fill: &mut dyn FnMut(&SegmentInner) -> bool,
+        names: &mut dyn FnMut() -> Option<ShmName>,
+    ) -> Option<io::Result<(SegmentInner, ShmName)>> {
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(options.mode_bits() as _)).ok()?;
+        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        // Without /proc the object could never get its name: say so before `fill` runs, so
+        // the caller can create by name and fill that instead.
+        rustix::fs::stat(&source).ok()?;
+        let mapped = set_mode(&fd, options.mode_bits())
+            .and_then(|()| size_object(&fd, len, options.reserves()))
+            .and_then(|()| object_id(&fd))
+            .and_then(|created| {
+                let mut inner = map(&fd, len)?;
+                // A link keeps the inode: cleanup recognises the object under its final name.
+                inner.created = created;
+                Ok(inner)
+            });
+        let inner = match mapped {
+            Ok(inner) => inner,
+            Err(e) => return Some(Err(e)),
+        };
+        if !fill(&inner) {
+            return Some(Err(io::Error::other("the segment's contents could not be written")));
+        }
+        let mut last = None;
+        while let Some(name) = names() {
+            let target = format!("{SHM_DIR}{}", name.os_name());
+            match rustix::fs::linkat(CWD, &source, CWD, &target, AtFlags::SYMLINK_FOLLOW) {
+                Ok(()) => return Some(Ok((inner, name))),
+                Err(Errno::EXIST) => last = Some(Errno::EXIST),
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+        Some(Err(last.unwrap_or(Errno::EXIST).into()))
+    }
+}
