@@ -72,6 +72,7 @@ impl Manager {
         }
         let segment = SegmentOptions::new().track(true).create_filled(size, fill)?;
         self.names.push(segment.name().to_owned());
+        self.created.push(segment.created_object());
         Ok(segment)
     }
 
