@@ -10,18 +10,36 @@ export type LockResult = 'acquired' | 'owner-died'
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
 export interface ShmLock extends Disposable {}
-export interface ShareableList extends Disposable, Iterable<Item> {
+/**
+ * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
+ * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and
+ * any number may be written back.
+ */
+export type Widened<T> = T extends number ? number : T extends string ? string : T extends bigint ? bigint : T extends boolean ? boolean : T
+/**
+ * A ShareableList is typed by what it holds: `new ShareableList([1, 2, 3])` reads and writes
+ * numbers (`ShareableList<1 | 2 | 3>`, see `Widened`), `ShareableList.open<string>(name)` a `ShareableList<string>`, and
+ * a list of mixed items a `ShareableList<Item>` (the default). The type is a promise made by
+ * the code, not checked at run time: any process may store any `Item` in any slot.
+ */
+export interface ShareableList<T extends Item = Item> extends Disposable, Iterable<Widened<T>> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError
    * `ERR_OUT_OF_RANGE` outside `[-length, length)`). Strings and bytes lose trailing NUL
    * characters/bytes, exactly as in CPython; bytes read back as a Buffer (a copy).
    */
-  get(index: number): Item
+  get(index: number): Widened<T>
+  /**
+   * The item at `index`, as `Array.prototype.at`: a negative index counts from the end
+   * (`at(-1)` is the last item, Python's `sl[-1]`); `undefined` outside `[-length, length)`.
+   */
+  at(index: number): Widened<T> | undefined
   /**
    * Replaces the item at `index`; any slot may change type. A string or bytes longer than its
    * slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
    */
-  set(index: number, value: Item): void
+  set(index: number, value: Widened<T>): void
   /** Every item, decoded in one native call. */
-  toArray(): Item[]
+  toArray(): Widened<T>[]
+  [Symbol.iterator](): Iterator<Widened<T>>
 }

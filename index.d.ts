@@ -10,20 +10,38 @@ export type LockResult = 'acquired' | 'owner-died'
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
 export interface ShmLock extends Disposable {}
-export interface ShareableList extends Disposable, Iterable<Item> {
+/**
+ * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
+ * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and
+ * any number may be written back.
+ */
+export type Widened<T> = T extends number ? number : T extends string ? string : T extends bigint ? bigint : T extends boolean ? boolean : T
+/**
+ * A ShareableList is typed by what it holds: `new ShareableList([1, 2, 3])` reads and writes
+ * numbers (`ShareableList<1 | 2 | 3>`, see `Widened`), `ShareableList.open<string>(name)` a `ShareableList<string>`, and
+ * a list of mixed items a `ShareableList<Item>` (the default). The type is a promise made by
+ * the code, not checked at run time: any process may store any `Item` in any slot.
+ */
+export interface ShareableList<T extends Item = Item> extends Disposable, Iterable<Widened<T>> {
   /**
    * The item at `index`; a negative index counts from the end, as in Python (RangeError
    * `ERR_OUT_OF_RANGE` outside `[-length, length)`). Strings and bytes lose trailing NUL
    * characters/bytes, exactly as in CPython; bytes read back as a Buffer (a copy).
    */
-  get(index: number): Item
+  get(index: number): Widened<T>
+  /**
+   * The item at `index`, as `Array.prototype.at`: a negative index counts from the end
+   * (`at(-1)` is the last item, Python's `sl[-1]`); `undefined` outside `[-length, length)`.
+   */
+  at(index: number): Widened<T> | undefined
   /**
    * Replaces the item at `index`; any slot may change type. A string or bytes longer than its
    * slot throws `ERR_SHM_VALUE_TOO_LARGE` and changes nothing.
    */
-  set(index: number, value: Item): void
+  set(index: number, value: Widened<T>): void
   /** Every item, decoded in one native call. */
-  toArray(): Item[]
+  toArray(): Widened<T>[]
+  [Symbol.iterator](): Iterator<Widened<T>>
 }
 
 /**
@@ -39,15 +57,24 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * shared-memory segment with CPython's exact layout: Python's
  * `multiprocessing.shared_memory.ShareableList(name=...)` opens it, and the other way round.
  */
-export declare class ShareableList {
+export declare class ShareableList<T extends Item = Item> {
   /**
    * Creates a list holding the items of `sequence` (any iterable; none: an empty list),
    * or, with only `options.name`, attaches to an existing list, as CPython's
    * `ShareableList(sequence=None, *, name=None)`.
    */
-  constructor(sequence?: Iterable<Item> | null, options?: ShareableListOptions | null)
-  /** Attaches to the list in an existing segment; its layout is validated first. */
-  static open(name: string): ShareableList
+  constructor(sequence?: Iterable<T> | null, options?: ShareableListOptions | null)
+  /**
+   * Attaches to the list in an existing segment; its layout is validated first. Takes a
+   * name, or an object with one: what `toJSON()` makes, so a list that went through
+   * `child.send()` or `JSON.stringify` opens as it arrives.
+   */
+  static open<T extends Item = Item>(name: string | { name: string }): ShareableList<T>
+  /**
+   * `{ name }`, so `child.send(sl)` and `JSON.stringify` pass the list by name (the items
+   * stay in the segment); `ShareableList.open()` takes it back.
+   */
+  toJSON(): ShareableListJson
   /** The segment holding the list (the same object on every access). */
   get shm(): SharedMemory
   /** Number of items (fixed at creation). */
@@ -93,10 +120,21 @@ export declare class SharedMemory {
   /**
    * A zero-copy Buffer over the whole segment (the same object on every access).
    * After `close()` it reads as length 0; accessing `buf` then throws `ERR_SHM_CLOSED`.
+   * A segment larger than `buffer.constants.MAX_LENGTH` (4 GiB on Node 20) throws
+   * `ERR_SHM_BUFFER_TOO_LARGE`: use `window()` for views of parts of it.
    */
   get buf(): Buffer
   /** The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`). */
   get buffer(): ArrayBuffer
+  /**
+   * A zero-copy Buffer over `byteLength` bytes of the segment from `byteOffset` (default:
+   * to the end), with an ArrayBuffer of its own that starts at `byteOffset`. Each call makes
+   * a new window; all of them are detached (length 0) by `close()`, like `buf`. Windows
+   * reach every byte of segments too large for one Buffer (`ERR_SHM_BUFFER_TOO_LARGE` from
+   * `buf`); a window itself may be at most `buffer.constants.MAX_LENGTH` long. A range
+   * outside the segment throws `ERR_OUT_OF_RANGE`.
+   */
+  window(byteOffset: number, byteLength?: number | undefined | null): Buffer
   /**
    * A SharedArrayBuffer over the whole segment (the same object on every access), for
    * `Atomics.wait`/`notify` between threads and `postMessage` to workers without a copy.
@@ -159,7 +197,7 @@ export declare class SharedMemoryManager {
   /** A new segment of `size` bytes, owned (and eventually unlinked) by this manager. */
   SharedMemory(this: this, size: number): SharedMemory
   /** A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager. */
-  ShareableList(sequence?: Iterable<Item> | null): ShareableList
+  ShareableList<T extends Item = Item>(sequence?: Iterable<T> | null): ShareableList<T>
   /** Names of the segments this manager made and will unlink. */
   get segments(): Array<string>
   /** Whether `shutdown()` has run. */
@@ -238,8 +276,14 @@ export interface CreateOptions {
   track?: boolean
   /** Reserve the memory now (Linux `fallocate`; default `true`). `false` makes it sparse. */
   reserve?: boolean
-  /** Permission bits (POSIX; default `0o600`). */
+  /** Permission bits (POSIX; default `0o600`): an integer from 0 to 0o777. */
   mode?: number
+}
+
+/** What `toJSON()` returns. */
+export interface ShareableListJson {
+  /** The segment's name. */
+  name: string
 }
 
 /** Options of `new ShareableList(sequence, ...)`. */
@@ -279,7 +323,10 @@ export interface SharedMemoryOptions {
    * killing the process with SIGBUS at the first write (Linux; default `true`).
    */
   reserve?: boolean
-  /** Permission bits of a new segment (POSIX; default `0o600`, owner only). */
+  /**
+   * Permission bits of a new segment (POSIX; default `0o600`, owner only): an integer
+   * from 0 to 0o777.
+   */
   mode?: number
 }
 

@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -226,3 +226,74 @@ test('this process runs a helper only once it tracks something', (t) => {
   t.is(typeof trackerPid(), 'number')
   shm.close()
 })
+
+/** Runs `code` (CommonJS, with `SharedMemory` in scope) in a separate Node process. */
+function inAnotherProcess(code: string, args: string[]): void {
+  execFileSync(
+    process.execPath,
+    ['-e', `const { SharedMemory } = require(${JSON.stringify(join(FIXTURES, '../../index.js'))});\n${code}`, ...args],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+}
+
+/** Waits until process `pid` is gone (the tracking helper finishes its cleanup, then exits). */
+async function processGone(pid: number, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      process.kill(pid, 0)
+    } catch {
+      return true
+    }
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/**
+ * The A/B/C sequence of design.md's safety rule 7: A creates a segment its cleanup owns; B
+ * attaches and unlinks it (the README's pattern); C creates the same name with `track: false`.
+ * Returns A, the name and A's helper pid, with C's segment (8192 bytes) in place.
+ */
+async function recreatedByAnother(kind: 'tracked' | 'manager') {
+  const child = fork(join(FIXTURES, 'recreated-name.cjs'), [kind], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  child.stderr!.resume()
+  const { name, helper } = await new Promise<{ name: string; helper: number }>((resolve, reject) => {
+    child.once('message', resolve as never)
+    child.once('error', reject)
+  })
+  inAnotherProcess('SharedMemory.open(process.argv[1]).unlink()', [name]) // B
+  inAnotherProcess('SharedMemory.create(8192, { name: process.argv[1], track: false }).close()', [name]) // C
+  return { child, name, helper }
+}
+
+function sizeOf(name: string): number {
+  const shm = SharedMemory.open(name)
+  const size = shm.size
+  shm.close()
+  return size
+}
+
+const endings: Array<[string, (child: ChildProcess) => void]> = [
+  ['exits', (child) => child.send('exit')],
+  ['is SIGKILLed', (child) => child.kill('SIGKILL')],
+]
+
+for (const [what, end] of endings) {
+  test(`a creator that ${what} leaves alone a segment another process re-created under its name`, async (t) => {
+    if (process.platform !== 'linux') return t.pass('identity is compared where the OS gives shm objects an inode (Linux)')
+    const { child, name, helper } = await recreatedByAnother('tracked')
+    t.teardown(() => {
+      child.kill('SIGKILL')
+      try {
+        SharedMemory.open(name).unlink()
+      } catch {}
+    })
+    t.truthy(helper)
+    end(child)
+    await exited(child)
+    t.true(await processGone(helper), 'the helper finished its cleanup')
+    t.true(exists(name), "A's helper deleted C's segment")
+    t.is(sizeOf(name), 8192)
+  })
+}

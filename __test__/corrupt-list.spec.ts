@@ -1,9 +1,12 @@
+import { type ChildProcess, fork } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
+import { closeSync, openSync, statSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 
 import test from 'ava'
 
 import { ShareableList, SharedMemory } from '../index.js'
-import { uniqueName } from './helpers.js'
+import { FIXTURES, PY_ATTACH, pythons, runPython, uniqueName } from './helpers.js'
 
 /** A segment holding `bytes`, unlinked when the test ends. */
 function segmentWith(t: { teardown: (fn: () => void) => void }, bytes: Buffer, size = bytes.length) {
@@ -140,4 +143,128 @@ test('a plain segment of zeros is an empty list; a tiny one is refused', (t) => 
     t.is(padded.length, 0)
     padded.close()
   }
+})
+
+/** Forks a fixture; resolves with its first message once it sends one. */
+function started(script: string, args: string[]): { child: ChildProcess; first: Promise<unknown>; done: ReturnType<typeof finished> } {
+  const child = fork(join(FIXTURES, script), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] })
+  const first = new Promise((resolve) => child.once('message', resolve))
+  return { child, first, done: finished(child) }
+}
+
+function finished(child: ChildProcess): Promise<{ code: number | null; signal: string | null; last: unknown; stderr: string }> {
+  let last: unknown
+  let stderr = ''
+  child.on('message', (m) => (last = m))
+  child.stderr?.on('data', (d) => (stderr += d))
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, last, stderr })))
+}
+
+test('a peer rewriting formats and codes while every operation runs: clean ERR_SHM_CORRUPT, never a crash or a panic', async (t) => {
+  const sl = new ShareableList(['abcdefg', 1])
+  t.teardown(() => {
+    sl.close()
+    sl.shm.unlink()
+  })
+  const formatsAt = 8 * 4 + 16
+  const codesAt = formatsAt + 16
+  const hammers = [0, 1].map(() => started('list-hammer.cjs', [sl.shm.name, '1500']))
+  await Promise.all(hammers.map((h) => h.first))
+  const flipper = started('list-format-flipper.cjs', [sl.shm.name, String(formatsAt), String(codesAt), '2500'])
+  await flipper.first
+  for (const h of hammers) h.child.send('go')
+  const results = await Promise.all([...hammers.map((h) => h.done), flipper.done])
+  for (const { code, signal, stderr } of results) t.deepEqual([code, signal], [0, null], stderr)
+  for (const { last } of results.slice(0, 2)) {
+    const { calls, codes } = last as { calls: number; codes: Record<string, number> }
+    t.log(`${calls} calls, failures by code: ${JSON.stringify(codes)}`)
+    t.deepEqual(
+      Object.keys(codes).filter((c) => c !== 'ERR_SHM_CORRUPT' && c !== 'ERR_SHM_VALUE_NOT_FOUND'),
+      [],
+    )
+    t.true(codes.ERR_SHM_CORRUPT > 0, 'the peer’s rewrites were seen')
+  }
+  t.true(['fresh', 42].includes(sl.get(1) as never), 'the list is usable afterwards: item 1 holds what a hammer set last')
+})
+
+/** A sparse segment of `size` bytes whose first 8 bytes (the list's count) are `count`. */
+function sparseWithCount(t: { teardown: (fn: () => void) => void }, size: number, count: bigint): string {
+  const shm = SharedMemory.create(size, { reserve: false })
+  t.teardown(() => shm.unlink())
+  const header = Buffer.alloc(8)
+  header.writeBigInt64LE(count)
+  const fd = openSync(join('/dev/shm', shm.name), 'r+')
+  writeSync(fd, header, 0, 8, 0)
+  closeSync(fd)
+  shm.close()
+  return shm.name
+}
+
+test('a count that lies about a huge sparse segment allocates nothing before ERR_SHM_CORRUPT', async (t) => {
+  if (process.platform !== 'linux') return t.pass('writes the header through /dev/shm')
+  // 256 GiB, sparse: 2^33 items would be 64 GiB of offsets, 10^8 items 800 MB.
+  for (const count of [1n << 33n, 100_000_000n]) {
+    const name = sparseWithCount(t, 2 ** 38, count)
+    const { code, signal, last, stderr } = await finished(fork(join(FIXTURES, 'list-alloc.cjs'), ['open', name], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] }))
+    t.deepEqual([code, signal], [0, null], stderr)
+    const result = last as { code: string; maxRssMiB: number; message: string }
+    t.is(result.code, 'ERR_SHM_CORRUPT', result.message)
+    t.true(result.maxRssMiB < 300, `peak RSS ${result.maxRssMiB} MiB`)
+  }
+})
+
+test('new ShareableList(new Array(1e9)) fails on the first hole without reserving memory for the rest', async (t) => {
+  const { code, signal, last, stderr } = await finished(fork(join(FIXTURES, 'list-alloc.cjs'), ['holes'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] }))
+  t.deepEqual([code, signal], [0, null], stderr)
+  const result = last as { code: string; maxRssMiB: number }
+  t.is(result.code, 'ERR_SHM_UNSUPPORTED_TYPE')
+  t.true(result.maxRssMiB < 300, `peak RSS ${result.maxRssMiB} MiB`)
+})
+
+test('count, index and set with a Buffer over a huge sparse segment never copy it', async (t) => {
+  const shm = SharedMemory.create(2 ** 30, { reserve: false })
+  t.teardown(() => shm.unlink())
+  const { code, signal, last, stderr } = await finished(fork(join(FIXTURES, 'list-alloc.cjs'), ['huge-view', shm.name], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] }))
+  t.deepEqual([code, signal], [0, null], stderr)
+  const result = last as { count: number; indexCode: string; code: string; after: unknown[]; maxRssMiB: number }
+  t.is(result.count, 0)
+  t.is(result.indexCode, 'ERR_SHM_VALUE_NOT_FOUND')
+  t.is(result.code, 'ERR_SHM_VALUE_TOO_LARGE')
+  t.deepEqual(result.after, ['x', 1])
+  t.true(result.maxRssMiB < 300, `peak RSS ${result.maxRssMiB} MiB`)
+  if (process.platform === 'linux') t.true(statSync(join('/dev/shm', shm.name)).blocks < 1024, 'the sparse segment was not read')
+  shm.close()
+})
+
+test('a foreign slot of 10 MB takes text up to the longest a format can say, and CPython reads it', (t) => {
+  // One item, int 5, in a 10,000,000-byte slot: more than a format's 8 bytes can express
+  // ("10000000s" is 9), so no CPython makes it, but any program may.
+  const slot = 10_000_000
+  const bytes = Buffer.alloc(8 * 3 + slot + 9)
+  bytes.writeBigInt64LE(1n, 0)
+  bytes.writeBigInt64LE(BigInt(slot), 16)
+  bytes.writeBigInt64LE(5n, 24)
+  bytes.write('q', 24 + slot, 'latin1')
+  const shm = segmentWith(t, bytes)
+  const sl = ShareableList.open(shm.name)
+  t.is(sl.get(0), 5)
+  sl.set(0, 'x')
+  t.is(sl.get(0), 'x')
+  t.is(sl.format, '9999992s')
+  t.throws(() => sl.set(0, Buffer.alloc(9_999_993, 1)), { code: 'ERR_SHM_VALUE_TOO_LARGE' })
+  t.is(sl.get(0), 'x')
+  const py = pythons()[0]
+  if (py) {
+    const out = runPython(py, `${PY_ATTACH}
+from multiprocessing import shared_memory
+sl = shared_memory.ShareableList(name=sys.argv[1])
+untrack(sl.shm)
+print(sl[0], sl.format)
+sl.shm.close()
+`, [shm.name])
+    t.is(out.trim(), 'x 9999992s')
+  }
+  sl.set(0, 2.5)
+  t.is(sl.get(0), 2.5)
+  sl.close()
 })

@@ -1,9 +1,11 @@
+import { execFileSync, fork } from 'node:child_process'
+import { join } from 'node:path'
 import { inspect } from 'node:util'
 
 import test from 'ava'
 
 import { ShareableList, SharedMemory, SharedMemoryManager } from '../index.js'
-import { runChild } from './helpers.js'
+import { FIXTURES, runChild } from './helpers.js'
 
 const exists = (name: string) => {
   try {
@@ -98,4 +100,35 @@ test('garbage collection of a manager and all its segments unlinks them', async 
   t.deepEqual(beforeGc, [true, true, true])
   t.deepEqual(afterGc, [false, false, false])
   t.true(heldAfterGc, 'a manager kept alive by a segment it handed out keeps its segments')
+})
+
+test("shutdown() leaves alone a segment another process re-created under one of the manager's names", async (t) => {
+  if (process.platform !== 'linux') return t.pass('identity is compared where the OS gives shm objects an inode (Linux)')
+  // A: a manager in its own process makes a segment.
+  const a = fork(join(FIXTURES, 'recreated-name.cjs'), ['manager'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  a.stderr!.resume()
+  const next = () => new Promise<unknown>((resolve) => a.once('message', resolve))
+  const { name } = (await next()) as { name: string }
+  t.teardown(() => {
+    a.kill('SIGKILL')
+    try {
+      SharedMemory.open(name).unlink()
+    } catch {}
+  })
+  const index = JSON.stringify(join(FIXTURES, '../../index.js'))
+  const run = (code: string) =>
+    execFileSync(process.execPath, ['-e', `const { SharedMemory } = require(${index}); ${code}`, name], { stdio: 'inherit' })
+  run('SharedMemory.open(process.argv[1]).unlink()') // B attaches and unlinks
+  run('SharedMemory.create(8192, { name: process.argv[1], track: false }).close()') // C re-creates, untracked
+  a.send('shutdown')
+  t.is(await next(), 'done')
+  t.true(exists(name), "A's shutdown deleted C's segment")
+  const exited = new Promise((resolve) => a.once('exit', resolve))
+  a.send('exit')
+  await exited
+  await new Promise((r) => setTimeout(r, 300))
+  t.true(exists(name), "A's exit deleted C's segment")
+  const survivor = SharedMemory.open(name)
+  t.is(survivor.size, 8192)
+  survivor.close()
 })

@@ -2,14 +2,14 @@
 // platform package, install both into an empty project with no Rust toolchain on PATH, and use
 // them from CommonJS, ESM and strict TypeScript. Linux x64 glibc only (what this machine builds).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
 
-import { needs, runs } from './helpers.js'
+import { needs } from './helpers.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
@@ -25,20 +25,50 @@ function platformPackages(): Record<string, string> {
   return deps
 }
 
-function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
-  return execFileSync('npm', args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+/** npm's own script (npm-cli.js), run by this Node: wherever npm and node live. */
+function findNpmCli(): string | null {
+  const candidates = [process.env.npm_execpath ?? '']
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) candidates.push(join(dir, 'npm'))
+  candidates.push(join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'))
+  for (const candidate of candidates) {
+    try {
+      const real = realpathSync(candidate)
+      if (real.endsWith('npm-cli.js')) return real
+    } catch {}
+  }
+  return null
 }
+const NPM_CLI = findNpmCli()
 
 let work = ''
+let tools = ''
 let tarballs: { main: string; platform: string } | null = null
 
+/**
+ * The environment of every npm and consumer run: PATH is a directory holding only links to
+ * this node, npm and sh (npm runs lifecycle scripts with sh), so no Rust toolchain can be
+ * found however the machine's directories are laid out (cargo may share /usr/bin with node).
+ */
+function toolsEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: tools }
+}
+
+function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = toolsEnv()): string {
+  return execFileSync(process.execPath, [NPM_CLI!, ...args], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
 test.before(() => {
-  if (!supported) return
+  if (!supported || !NPM_CLI) return
   work = mkdtempSync(join(tmpdir(), 'shmkit-pack-'))
+  tools = join(work, 'bin')
+  mkdirSync(tools)
+  symlinkSync(process.execPath, join(tools, 'node'))
+  symlinkSync(NPM_CLI, join(tools, 'npm'))
+  symlinkSync('/bin/sh', join(tools, 'sh'))
   // The main package, staged with the optionalDependencies `napi prepublish` writes.
   const stage = join(work, 'stage-main')
   mkdirSync(stage)
-  for (const file of ['index.js', 'index.d.ts', 'README.md', 'LICENSE']) copyFileSync(join(ROOT, file), join(stage, file))
+  for (const file of [...pkg.files, 'README.md', 'LICENSE']) copyFileSync(join(ROOT, file), join(stage, file))
   writeFileSync(join(stage, 'package.json'), JSON.stringify({ ...pkg, optionalDependencies: platformPackages() }, null, 2))
   // The platform package: npm/linux-x64-gnu plus the binary, as `napi artifacts` places it.
   const platformStage = join(work, 'stage-platform')
@@ -52,10 +82,10 @@ test.after.always(() => {
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
-needs('npm', runs('npm'))('the main package holds only what users need and runs no install script', (t) => {
-  const [dry] = JSON.parse(npm(['pack', '--dry-run', '--json'], ROOT))
+needs('npm', NPM_CLI !== null)('the main package holds only what users need and runs no install script', (t) => {
+  const [dry] = JSON.parse(npm(['pack', '--dry-run', '--json'], ROOT, process.env))
   const files = dry.files.map((f: { path: string }) => f.path).sort()
-  t.deepEqual(files, ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'package.json'])
+  t.deepEqual(files, ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'main.js', 'package.json'])
   for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) t.falsy(pkg.scripts?.[hook], hook)
 })
 
@@ -87,12 +117,9 @@ test('installed from tarballs without Rust: CommonJS, ESM, strict TypeScript and
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
   // No cargo or rustc: only the prebuilt binary can make this work.
-  const path = (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((dir) => !existsSync(join(dir, 'cargo')) && !existsSync(join(dir, 'rustc')))
-    .join(delimiter)
-  const env = { ...process.env, PATH: [dirname(process.execPath), path].join(delimiter) }
-  t.is(spawnSync('cargo', ['--version'], { env }).error?.message.includes('ENOENT'), true, 'cargo is off PATH')
+  const env = toolsEnv()
+  t.deepEqual(readdirSync(tools).sort(), ['node', 'npm', 'sh'])
+  t.is((spawnSync('cargo', ['--version'], { env }).error as NodeJS.ErrnoException)?.code, 'ENOENT', 'cargo is off PATH')
   npm(['install', '--no-audit', '--no-fund', tarballs.main, tarballs.platform], project, env)
   t.false(existsSync(join(project, 'node_modules', 'shmkit', 'src')), 'no Rust sources shipped')
 
@@ -154,10 +181,49 @@ test('without its platform package the loader names what is missing', (t) => {
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'np', version: '1.0.0', private: true }))
   npm(['install', '--no-audit', '--no-fund', '--omit=optional', tarballs.main], project)
-  const result = spawnSync(process.execPath, ['-e', "try { require('shmkit') } catch (e) { let m = e.message; for (let c = e.cause; c; c = c.cause) m += ' | ' + c.message; console.log(m) }"], {
-    cwd: project,
-    encoding: 'utf8',
-  })
-  t.regex(result.stdout, /Cannot find native binding/)
-  t.regex(result.stdout, new RegExp(`shmkit-${PLATFORM}`))
+  const script = "try { require('shmkit') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, cause: e.cause && e.cause.message })) }"
+  for (const args of [['-e', script], ['--input-type=module', '-e', `try { await import('shmkit') } ${script.slice(script.indexOf('catch'))}`]]) {
+    const result = spawnSync(process.execPath, args, { cwd: project, encoding: 'utf8', env: toolsEnv() })
+    const { code, message, cause } = JSON.parse(result.stdout)
+    t.is(code, 'ERR_SHM_NO_BINDING')
+    // The package to install comes first, before any word on npm bugs or WebAssembly.
+    t.regex(message, new RegExp(`^shmkit has no native binary for this platform \\(linux-x64\\): the package shmkit-${PLATFORM} is not installed`))
+    t.regex(message, /npm run pack:local/)
+    t.regex(cause, /^Cannot find native binding/)
+  }
+})
+
+test('a platform package packed without its binary fails loudly instead of packing nothing', (t) => {
+  if (!supported || !NPM_CLI) return t.pass(`packs only ${PLATFORM} here`)
+  const empty = join(work, 'platform-without-binary')
+  cpSync(join(ROOT, 'npm', PLATFORM), empty, { recursive: true })
+  const out = join(work, 'empty-out')
+  mkdirSync(out)
+  const result = spawnSync(process.execPath, [NPM_CLI, 'pack', '--pack-destination', out], { cwd: empty, encoding: 'utf8', env: toolsEnv() })
+  t.not(result.status, 0)
+  t.regex(result.stderr, new RegExp(`shmkit\\.${PLATFORM}\\.node is missing; this package would be empty`))
+  t.deepEqual(readdirSync(out), [], 'no tarball written')
+})
+
+test('from a checkout: npm run pack:local makes the two tarballs npm install takes', (t) => {
+  if (!supported || !NPM_CLI) return t.pass(`builds and packs only ${PLATFORM} here`)
+  const out = join(work, 'local')
+  const env = { ...toolsEnv(), npm_execpath: NPM_CLI }
+  const printed = execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-local.mjs'), '--out', out], { cwd: ROOT, env, encoding: 'utf8' })
+  const made = readdirSync(out).sort()
+  t.deepEqual(made, [`shmkit-${pkg.version}.tgz`, `shmkit-${PLATFORM}-${pkg.version}.tgz`])
+  const command = printed.match(/npm install (.+)/)
+  t.truthy(command, printed)
+  const project = join(work, 'from-checkout')
+  mkdirSync(project)
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'from-checkout', version: '1.0.0', private: true }))
+  npm(['install', '--no-audit', '--no-fund', ...command![1].trim().split(' ')], project, env)
+  const installed = JSON.parse(readFileSync(join(project, 'node_modules', 'shmkit', 'package.json'), 'utf8'))
+  t.deepEqual(installed.optionalDependencies, { [`shmkit-${PLATFORM}`]: pkg.version }, 'only the platform that was built')
+  const output = execFileSync(
+    process.execPath,
+    ['--input-type=module', '-e', "import { ShareableList } from 'shmkit'; const sl = new ShareableList([1, 2, 3]); console.log(sl.at(-1), JSON.stringify(sl) === JSON.stringify({ name: sl.shm.name })); sl.close(); sl.shm.unlink()"],
+    { cwd: project, env, encoding: 'utf8' },
+  )
+  t.is(output.trim(), '3 true')
 })

@@ -240,3 +240,127 @@ test('close unmaps at once, even in a loop that never yields to finalizers', (t)
   }
   t.is(mappedSegments(), before)
 })
+
+test('holding too many handles gives ERR_SHM_TOO_MANY_MAPPINGS, and the process keeps working', async (t) => {
+  if (process.platform !== 'linux') return t.pass('vm.max_map_count is a Linux limit')
+  const { code, signal, messages, stderr } = await runChild('mapping-budget.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(signal, null, stderr)
+  t.is(code, 0, stderr)
+  const report = messages[0] as { opened: number; code: string; message: string; createCode: string; grown: number }
+  t.log(`refused after ${report.opened} handles: ${report.message}`)
+  t.is(report.code, 'ERR_SHM_TOO_MANY_MAPPINGS')
+  t.is(report.createCode, 'ERR_SHM_TOO_MANY_MAPPINGS')
+  t.regex(report.message, /close\(\)/)
+  const maxMapCount = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8'))
+  t.true(report.opened <= maxMapCount - maxMapCount / 4 + 1, 'a quarter of vm.max_map_count stays free')
+  t.is(report.grown, 320)
+})
+
+test('a segment larger than one Buffer: buf is a working view or ERR_SHM_BUFFER_TOO_LARGE, and windows reach its end', async (t) => {
+  if (!onLinux) return t.pass('a sparse 4 GiB segment needs /dev/shm')
+  const { code, signal, messages, stderr } = await runChild('big-segment.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(signal, null, stderr)
+  t.is(code, 0, stderr)
+  const report = messages[0] as {
+    maxLength: number
+    size: number
+    views: Array<{ getter: string; length?: number; code?: string; message?: string }>
+    tail: string
+    lastByte: number
+    shared: { length?: number; code?: string }
+    tailByteLength: number
+    tailAfterClose: number
+  }
+  t.is(report.views.length, 4, 'buf and buffer of the creator and of an attached handle')
+  for (const view of report.views) {
+    if (report.size <= report.maxLength) t.is(view.length, report.size, view.getter)
+    else {
+      t.is(view.code, 'ERR_SHM_BUFFER_TOO_LARGE', view.getter)
+      t.regex(view.message!, /window\(byteOffset, byteLength\)/)
+    }
+  }
+  t.is(report.tail, 'the last page')
+  t.is(report.tailByteLength, 4096)
+  if (report.shared.code !== undefined) t.is(report.shared.code, 'ERR_SHM_NO_SHARED_ARRAY_BUFFER')
+  else {
+    t.is(report.shared.length, report.size, 'sharedBuffer covers the whole segment')
+    t.is(report.lastByte, 7)
+  }
+  t.is(report.tailAfterClose, 0)
+})
+
+test('window(byteOffset, byteLength) is a zero-copy view of part of the segment', (t) => {
+  const shm = SharedMemory.create(8192)
+  t.teardown(() => shm.unlink())
+  const page = shm.window(4096, 100)
+  t.true(Buffer.isBuffer(page))
+  t.is(page.length, 100)
+  t.is(page.buffer.byteLength, 100, 'its ArrayBuffer covers the window only')
+  page.write('through the window')
+  t.is(shm.buf.toString('utf8', 4096, 4096 + 18), 'through the window')
+  shm.buf.write('through buf', 4100)
+  t.is(page.toString('utf8', 4, 15), 'through buf')
+  new Int32Array(shm.window(0, 8).buffer)[1] = 42
+  t.is(shm.buf.readInt32LE(4), 42)
+  t.is(shm.window(8000).length, 192, 'byteLength defaults to the rest of the segment')
+  t.is(shm.window(8192).length, 0)
+  shm.close()
+})
+
+test('window() checks its range: ERR_OUT_OF_RANGE, nothing made', (t) => {
+  const shm = SharedMemory.create(4096)
+  t.teardown(() => {
+    shm.close()
+    shm.unlink()
+  })
+  for (const [offset, length] of [
+    [-1, 1],
+    [4097, undefined],
+    [1.5, 1],
+    [Number.NaN, 1],
+    [Infinity, 1],
+    [0, 4097],
+    [4000, 97],
+    [0, -1],
+    [0, 0.5],
+    [2 ** 53, 1],
+  ] as Array<[number, number | undefined]>) {
+    t.throws(() => shm.window(offset, length), { code: 'ERR_OUT_OF_RANGE' }, `${offset}, ${length}`)
+  }
+})
+
+test('close() detaches every window, also one whose ArrayBuffer alone was kept', (t) => {
+  const shm = SharedMemory.create(4096)
+  t.teardown(() => shm.unlink())
+  const windows = Array.from({ length: 40 }, (_, i) => shm.window(i * 8, 8))
+  const arrayBuffer = shm.window(100, 10).buffer
+  const typed = new Float64Array(shm.window(1024, 64).buffer)
+  const whole = shm.buf
+  shm.close()
+  t.true(windows.every((w) => w.length === 0))
+  t.is(arrayBuffer.byteLength, 0)
+  t.is(typed.length, 0)
+  t.is(whole.length, 0)
+  t.throws(() => shm.window(0, 8), { code: 'ERR_SHM_CLOSED' })
+})
+
+test('a window outlives a collected handle and keeps the mapping', (t) => {
+  const index = JSON.stringify(new URL('../index.js', import.meta.url).pathname)
+  const result = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '-e',
+      `const { SharedMemory } = require(${index});
+       let shm = SharedMemory.create(4096);
+       const w = shm.window(10, 5);
+       w.write('alive');
+       shm.unlink();
+       shm = null;
+       for (let i = 0; i < 5; i++) global.gc();
+       setTimeout(() => { global.gc(); process.exit(w.toString() === 'alive' ? 0 : 2) }, 50);`,
+    ],
+    { encoding: 'utf8' },
+  )
+  t.is(result.status, 0, result.stderr)
+})

@@ -6,6 +6,13 @@
 //! before it is unwrapped, argument types, bounds, no panic crossing into JS — and call the
 //! same `ShareableList` methods.
 #![allow(unsafe_code)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -15,7 +22,7 @@ use std::ptr;
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::error::{check, error, Code, INVALID_ARG_TYPE};
+use crate::error::{check, error, panic_message, panicked, type_error, Code};
 use crate::shareable_list::ShareableList;
 
 /// Installs the callbacks on `ShareableList.prototype`. `collect` is a JS function
@@ -50,11 +57,16 @@ pub fn install(env: &Env, prototype: sys::napi_value, collect: sys::napi_value) 
             },
             "napi_create_function",
         )?;
-        let key = std::ffi::CString::new(name).expect("method names have no NUL");
-        // SAFETY: `prototype` is an object of this env; `key` is NUL-terminated.
+        let mut key = ptr::null_mut();
+        // SAFETY: `name` is valid UTF-8 for its length.
         check(
-            unsafe { sys::napi_set_named_property(raw, prototype, key.as_ptr(), function) },
-            "napi_set_named_property",
+            unsafe { sys::napi_create_string_utf8(raw, name.as_ptr().cast(), name.len() as isize, &mut key) },
+            "napi_create_string_utf8",
+        )?;
+        // SAFETY: `prototype` is an object of this env; `key` a string of it.
+        check(
+            unsafe { sys::napi_set_property(raw, prototype, key, function) },
+            "napi_set_property",
         )?;
     }
     Ok(())
@@ -99,11 +111,8 @@ unsafe fn call(
             unsafe { JsError::from(err).throw_into(env) };
             ptr::null_mut()
         }
-        Err(_) => {
-            let err = error(
-                Code("ERR_SHM_PANIC"),
-                "internal error in shmkit (a Rust panic); the list is unchanged",
-            );
+        Err(payload) => {
+            let err = panicked(panic_message(&*payload));
             // SAFETY: `env` is the env of the current call.
             unsafe { JsError::from(err).throw_into(env) };
             ptr::null_mut()
@@ -119,7 +128,10 @@ unsafe fn receiver<'a>(env: &Env, this: sys::napi_value) -> Result<&'a Shareable
     // SAFETY: `this` is a value of this env; `tag` outlives the call.
     let status = unsafe { sys::napi_check_object_type_tag(env.raw(), this, &tag, &mut tagged) };
     if status != sys::Status::napi_ok || !tagged {
-        return Err(error(INVALID_ARG_TYPE, "this method must be called on a ShareableList"));
+        return Err(type_error(
+            env,
+            "a ShareableList method was called on an object that is not a ShareableList",
+        ));
     }
     let mut native = ptr::null_mut();
     // SAFETY: the type tag proves napi-rs wrapped a ShareableList in `this`.
@@ -206,10 +218,11 @@ unsafe fn append(raw: sys::napi_env, target: sys::napi_value, part: sys::napi_va
         for i in 0..len {
             let mut element = ptr::null_mut();
             check(sys::napi_get_element(raw, part, i, &mut element), "napi_get_element")?;
-            check(
-                sys::napi_set_element(raw, target, start + i, element),
-                "napi_set_element",
-            )?;
+            // An array holds fewer than 2^32 elements, and both come from one list.
+            let at = start
+                .checked_add(i)
+                .ok_or_else(|| error(Code("ERR_OUT_OF_RANGE"), "the list is too long for a JS array"))?;
+            check(sys::napi_set_element(raw, target, at, element), "napi_set_element")?;
         }
     }
     Ok(())

@@ -8,11 +8,17 @@
   const define = (klass, key, value) =>
     Object.defineProperty(klass.prototype, key, { value, writable: true, configurable: true, enumerable: false })
 
+  for (const name of ['SharedMemory', 'ShareableList', 'ShmLock', 'SharedMemoryManager']) {
+    guardReceivers(exports[name])
+    exports[name] = requireNew(exports[name])
+  }
+
   const { SharedMemory } = exports
   define(SharedMemory, Symbol.dispose, function dispose() {
     this.close()
   })
   define(SharedMemory, inspect, function inspectSharedMemory() {
+    if (this.closed) return `SharedMemory(<closed>, name='${this.name}', size=${this.size})`
     return `SharedMemory(name='${this.name}', size=${this.size})`
   })
 
@@ -28,6 +34,19 @@
   const { ShareableList } = exports
   define(ShareableList, Symbol.dispose, function dispose() {
     this.close()
+  })
+  // Array's idiom for Python's `sl[-1]`: like Array.prototype.at, undefined outside the list.
+  define(ShareableList, 'at', function at(index) {
+    if (!(this instanceof ShareableList)) throw wrongReceiver(ShareableList, 'at')
+    if (typeof index !== 'number') {
+      const err = new TypeError(`The "index" argument must be of type number. Received type ${typeof index}`)
+      err.code = 'ERR_INVALID_ARG_TYPE'
+      throw err
+    }
+    const length = this.length
+    const relative = Number.isNaN(index) ? 0 : Math.trunc(index)
+    const k = relative < 0 ? length + relative : relative
+    return k >= 0 && k < length ? this.get(k) : undefined
   })
   // Item by item, as Python iterates with __getitem__: each step sees the current value.
   define(ShareableList, Symbol.iterator, function* iterate() {
@@ -57,7 +76,9 @@
     const ACQUIRING = 1
     const HOLDING = 2
     const FAST = Symbol('shmkit.lockFastPath')
-    const { lock, tryLock, unlock } = klass.prototype
+    const { lock, tryLock, unlock, _handleState: handleState, _pid: pidOf, _wakeWaiter: wakeWaiter } = klass.prototype
+    // Native helpers of this fast path only: off the prototype, so no user sees or calls them.
+    for (const key of ['_handleState', '_pid', '_wakeWaiter']) delete klass.prototype[key]
     // Made on first use: the handle's state word, a view of the lock word, the pid to write.
     // null when unavailable (external buffers refused, SharedMemory closed): native path only.
     const fastOf = (handle) => {
@@ -68,8 +89,8 @@
       fast = null
       try {
         const shm = handle.shm
-        const state = shm && handle._handleState()
-        if (state) fast = { state, word: new Int32Array(shm.buffer, handle.byteOffset, 1), pid: handle._pid() }
+        const state = shm && handleState.call(handle)
+        if (state) fast = { state, word: new Int32Array(shm.buffer, handle.byteOffset, 1), pid: pidOf.call(handle) }
       } catch {}
       Object.defineProperty(handle, FAST, { value: fast })
       return fast
@@ -99,8 +120,78 @@
       if (fast === null || fast.word.length === 0) return unlock.call(this)
       if (Atomics.compareExchange(fast.state, 0, HOLDING, IDLE) !== HOLDING) return unlock.call(this)
       // Bit 31 (the sign bit here) says a waiter may sleep: wake one.
-      if (Atomics.exchange(fast.word, 0, 0) < 0) this._wakeWaiter()
+      if (Atomics.exchange(fast.word, 0, 0) < 0) wakeWaiter.call(this)
     })
+  }
+
+  function wrongReceiver(klass, key) {
+    const wrong = new TypeError(`${klass.name}.prototype.${key} was called on an object that is not a ${klass.name}`)
+    wrong.code = 'ERR_INVALID_ARG_TYPE'
+    return wrong
+  }
+
+  // A method called on another object: V8 says "Illegal invocation" (methods) and napi-rs
+  // "InvalidArg" (accessors), both without a code. Give them Node's ERR_INVALID_ARG_TYPE.
+  function guardReceivers(klass) {
+    const receiverError = (err, key) => {
+      if (!(err instanceof Error) || !(err.message === 'Illegal invocation' || err.code === 'InvalidArg')) return err
+      return wrongReceiver(klass, key)
+    }
+    for (const [key, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(klass.prototype))) {
+      if (key === 'constructor') continue
+      const { value: method, get, set } = descriptor
+      if (typeof method === 'function') {
+        descriptor.value = {
+          [key](...args) {
+            try {
+              return Reflect.apply(method, this, args)
+            } catch (err) {
+              throw receiverError(err, key)
+            }
+          },
+        }[key]
+      } else if (get) {
+        descriptor.get = function () {
+          try {
+            return Reflect.apply(get, this, [])
+          } catch (err) {
+            throw receiverError(err, key)
+          }
+        }
+        if (set) {
+          descriptor.set = function (value) {
+            try {
+              Reflect.apply(set, this, [value])
+            } catch (err) {
+              throw receiverError(err, key)
+            }
+          }
+        }
+      } else {
+        continue
+      }
+      Object.defineProperty(klass.prototype, key, descriptor)
+    }
+  }
+
+  // Python constructs by calling the class; in JS, `SharedMemory({...})` without `new` would
+  // run the native constructor on the global object. Refuse it before anything happens.
+  function requireNew(klass) {
+    const guarded = new Proxy(klass, {
+      apply() {
+        const err = new TypeError(`Class constructor ${klass.name} cannot be invoked without 'new'`)
+        err.code = 'ERR_CONSTRUCT_CALL_REQUIRED'
+        throw err
+      },
+      // `new` through the Proxy must reach V8 with the class itself as new.target: with the
+      // Proxy there, V8 derives a fresh hidden class for every instance (slow, and it kept
+      // ~1 KB per ShareableList alive in the hygiene churn).
+      construct(target, args, newTarget) {
+        return Reflect.construct(target, args, newTarget === guarded ? target : newTarget)
+      },
+    })
+    Object.defineProperty(klass.prototype, 'constructor', { value: guarded, writable: true, configurable: true, enumerable: false })
+    return guarded
   }
 
   // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function

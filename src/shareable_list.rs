@@ -1,15 +1,27 @@
 //! `ShareableList`: CPython's fixed-length list in a segment, read and written in place.
+//! Every byte of the segment is untrusted: all layout work happens in `shmkit_core::list`,
+//! through the segment's atomic view, and no size read from it sizes an allocation here.
 #![allow(unsafe_code)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
+use std::sync::atomic::AtomicU8;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use shmkit_core::list::Layout;
+use shmkit_core::list::{Item, Layout};
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
-use crate::error::{error, from_core, range_error, Code, INVALID_ARG_TYPE};
+use crate::args;
+use crate::error::{error, from_core, guard, range_error, type_error, Code, INVALID_ARG_TYPE, INVALID_ARG_VALUE};
 use crate::held::Held;
-use crate::item::{from_js, to_js, OwnedItem};
+use crate::item::{from_js, from_js_bounded, to_js, Converted, OwnedItem};
 use crate::shared_memory::SharedMemory;
 
 /// Options of `new ShareableList(sequence, ...)`.
@@ -43,14 +55,28 @@ impl ShareableList {
     /// `ShareableList(sequence=None, *, name=None)`.
     #[napi(
         constructor,
-        ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null"
+        catch_unwind,
+        ts_args_type = "sequence?: Iterable<T> | null, options?: ShareableListOptions | null"
     )]
     pub fn new(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
+        guard(|| Self::construct(env, sequence, options))
+    }
+
+    fn construct(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
         let options: Option<ShareableListOptions> = crate::error::options(&env, options, "options")?;
+        let given = options.is_some();
         let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
         match (sequence, name) {
             (None, Some(name)) => Self::attach(env, &name),
+            // Most often a list passed through structured clone (`{}`): making a new empty
+            // list would silently lose the one that was meant.
+            (None, None) if given => Err(error(
+                INVALID_ARG_VALUE,
+                "ShareableList options without a name and without a sequence: pass { name } to \
+                 attach to a list (a list sent to another process arrives as { name } through \
+                 toJSON()), or a sequence ([] for an empty list) to create one",
+            )),
             (sequence, name) => {
                 let items = match sequence {
                     Some(sequence) => items_of(&env, sequence)?,
@@ -61,16 +87,32 @@ impl ShareableList {
         }
     }
 
-    /// Attaches to the list in an existing segment; its layout is validated first.
-    #[napi(factory)]
-    pub fn open(env: Env, name: String) -> Result<Self, Code> {
-        Self::attach(env, &name)
+    /// Attaches to the list in an existing segment; its layout is validated first. Takes a
+    /// name, or an object with one: what `toJSON()` makes, so a list that went through
+    /// `child.send()` or `JSON.stringify` opens as it arrives.
+    #[napi(
+        factory,
+        catch_unwind,
+        ts_generic_types = "T extends Item = Item",
+        ts_args_type = "name: string | { name: string }",
+        ts_return_type = "ShareableList<T>"
+    )]
+    pub fn open(env: Env, name: Unknown) -> Result<Self, Code> {
+        guard(|| Self::attach(env, &name_of(&env, name)?))
+    }
+
+    /// `{ name }`, so `child.send(sl)` and `JSON.stringify` pass the list by name (the items
+    /// stay in the segment); `ShareableList.open()` takes it back.
+    #[napi(js_name = "toJSON", catch_unwind)]
+    pub fn to_json(&self) -> ShareableListJson {
+        ShareableListJson {
+            name: self.shm_ref().name(),
+        }
     }
 
     fn attach(env: Env, name: &str) -> Result<Self, Code> {
         let segment = Segment::open(name).map_err(from_core)?;
-        // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
-        let layout = Layout::read(unsafe { segment.bytes_mut() }).map_err(|e| corrupt_in(name, e))?;
+        let layout = Layout::attach(segment.atomic_bytes()).map_err(|e| corrupt_in(name, e))?;
         Self::wrap(env, SharedMemory::wrap(segment, false), layout)
     }
 
@@ -80,25 +122,20 @@ impl ShareableList {
         if let Some(name) = name {
             options.name(ShmName::new(&name).map_err(from_core)?);
         }
-        let (segment, layout) = Self::make(items, |size| options.create(size))?;
+        let (segment, layout) = Self::make(items, |size, fill| options.create_filled(size, fill))?;
         Self::wrap(env, SharedMemory::wrap(segment, track), layout)
     }
 
-    /// Lays out `items` in a segment from `create(size)`; the segment is unlinked again if
-    /// anything fails after it exists.
+    /// Lays out `items` in a segment from `create(size, fill)`, which runs `fill` before the
+    /// segment's name appears where the OS allows (`SegmentOptions::create_filled`), so an
+    /// open racing this create finds nothing or the whole list.
     pub(crate) fn make(
         items: &[OwnedItem],
-        create: impl FnOnce(usize) -> shmkit_core::Result<Segment>,
+        create: impl FnOnce(usize, Fill<'_>) -> shmkit_core::Result<Segment>,
     ) -> Result<(Segment, Layout), Code> {
-        let items: Vec<_> = items.iter().map(OwnedItem::item).collect();
+        let items: Vec<Item<'_>> = items.iter().map(OwnedItem::item).collect();
         let layout = Layout::for_items(&items).map_err(from_core)?;
-        let segment = create(layout.total_len()).map_err(from_core)?;
-        // SAFETY: the mapping is brand new; nothing else in this process can see it yet.
-        let written = layout.write_all(unsafe { segment.bytes_mut() }, &items);
-        if let Err(e) = written {
-            let _ = segment.unlink();
-            return Err(from_core(e));
-        }
+        let segment = create(layout.total_len(), Box::new(|mem| layout.fill(mem, &items))).map_err(from_core)?;
         Ok((segment, layout))
     }
 
@@ -117,36 +154,42 @@ impl ShareableList {
     }
 
     /// The segment holding the list (the same object on every access).
-    #[napi(getter, ts_return_type = "SharedMemory")]
+    #[napi(getter, ts_return_type = "SharedMemory", catch_unwind)]
     pub fn shm<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        let value = self.shm.value(env)?;
-        // SAFETY: `value` was just produced by this env.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        guard(|| {
+            let value = self.shm.value(env)?;
+            // SAFETY: `value` was just produced by this env.
+            Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        })
     }
 
     /// Number of items (fixed at creation).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn length(&self) -> u32 {
-        self.layout.len() as u32
+        // A list of 2^32 items would need 100 GiB; the count was validated at attach.
+        u32::try_from(self.layout.len()).unwrap_or(u32::MAX)
     }
 
     /// The struct formats of all items, concatenated: the same string as Python's `.format`.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn format(&self) -> Result<String, Code> {
-        let name = self.shm_ref().name();
-        self.layout.format_live(self.bytes()?).map_err(|e| corrupt_in(&name, e))
+        guard(|| {
+            let name = self.shm_ref().name();
+            self.layout.format_live(self.mem()?).map_err(|e| corrupt_in(&name, e))
+        })
     }
 
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
     pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
         let position = self.position(env, index)?;
-        let bytes = self.bytes()?;
-        // str/bytes are copied out under the item's lock; reuse one buffer per thread for that.
+        let mem = self.mem()?;
+        // Items are copied out (twice, to check they did not change); reuse one buffer per
+        // thread for that.
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let item = self
                 .layout
-                .read_live(bytes, position, &mut scratch)
+                .read_live(mem, position, &mut scratch)
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
             to_js(env.raw(), &item)
         })
@@ -155,21 +198,32 @@ impl ShareableList {
     /// Replaces the item at `index`; validated completely before any byte changes.
     pub(crate) fn set_raw(&self, env: &Env, index: sys::napi_value, value: sys::napi_value) -> Result<(), Code> {
         let position = self.position(env, index)?;
-        let value = from_js(env, value)?;
-        let bytes = self.bytes()?;
-        self.layout.set(bytes, position, &value.item()).map_err(from_core)
+        // A str/bytes longer than any slot can hold is refused before it is copied.
+        let value = match from_js_bounded(env, value)? {
+            Converted::Item(value) => value,
+            Converted::TooLarge(needed) => {
+                return Err(from_core(shmkit_core::Error::ValueTooLarge {
+                    needed,
+                    allocated: self.layout.slot_len(position).min(MAX_SLOT_LEN),
+                }))
+            }
+        };
+        let mem = self.mem()?;
+        self.layout.set(mem, position, &value.item()).map_err(from_core)
     }
 
     /// Every item, as JS values in `out` (cleared first).
     pub(crate) fn values_raw(&self, env: &Env, out: &mut Vec<sys::napi_value>) -> Result<(), Code> {
         out.clear();
-        out.reserve(self.layout.len());
-        let bytes = self.bytes()?;
+        // The layout was validated at attach: its length is bounded by the segment's size.
+        out.try_reserve(self.layout.len())
+            .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's values"))?;
+        let mem = self.mem()?;
         let mut scratch = Vec::new();
         for i in 0..self.layout.len() {
             let item = self
                 .layout
-                .read_live(bytes, i, &mut scratch)
+                .read_live(mem, i, &mut scratch)
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
             out.push(to_js(env.raw(), &item)?);
         }
@@ -177,46 +231,57 @@ impl ShareableList {
     }
 
     /// How many items equal `value` (Python's `==`: `1`, `1.0`, `true` and `1n` are equal).
-    #[napi(ts_args_type = "value: Item")]
+    #[napi(ts_args_type = "value: Item", catch_unwind)]
     pub fn count(&self, env: Env, value: Unknown) -> Result<u32, Code> {
-        let needle = from_js(&env, value.raw())?;
-        let count = self
-            .layout
-            .count(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-        Ok(count as u32)
+        guard(|| {
+            // No item holds more than MAX_SLOT_LEN bytes: a longer needle is never copied.
+            let Converted::Item(needle) = from_js_bounded(&env, value.raw())? else {
+                return Ok(0);
+            };
+            let count = self
+                .layout
+                .count(self.mem()?, &needle.item())
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
+            Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        })
     }
 
     /// The first index holding `value` (Python's `==`); throws `ERR_SHM_VALUE_NOT_FOUND` when
     /// absent, as Python's `index()` raises ValueError.
-    #[napi(ts_args_type = "value: Item")]
+    #[napi(ts_args_type = "value: Item", catch_unwind)]
     pub fn index(&self, env: Env, value: Unknown) -> Result<u32, Code> {
-        let needle = from_js(&env, value.raw())?;
-        let found = self
-            .layout
-            .index_of(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-        found.map(|i| i as u32).ok_or_else(|| {
-            error(
-                Code("ERR_SHM_VALUE_NOT_FOUND"),
-                format!("{} is not in the list", needle.item()),
-            )
+        guard(|| {
+            let needle = match from_js_bounded(&env, value.raw())? {
+                Converted::Item(needle) => needle,
+                Converted::TooLarge(len) => {
+                    return Err(error(
+                        Code("ERR_SHM_VALUE_NOT_FOUND"),
+                        format!("a value of {len} bytes is not in the list"),
+                    ))
+                }
+            };
+            let found = self
+                .layout
+                .index_of(self.mem()?, &needle.item())
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
+            found.and_then(|i| u32::try_from(i).ok()).ok_or_else(|| {
+                error(
+                    Code("ERR_SHM_VALUE_NOT_FOUND"),
+                    format!("{} is not in the list", needle.item()),
+                )
+            })
         })
     }
 
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self, env: Env) -> Result<(), Code> {
-        self.shm.get_mut().close(&env)
+        guard(|| self.shm.get_mut().close(&env))
     }
 
-    #[allow(clippy::mut_from_ref)] // the mapping is shared memory; see the SAFETY note
-    fn bytes(&self) -> Result<&mut [u8], Code> {
-        let segment = self.shm_ref().segment()?;
-        // SAFETY: JS is single-threaded in this env and cannot run during this native call,
-        // so no typed array over the mapping is in use while the slice lives; the layout code
-        // treats the bytes as untrusted.
-        Ok(unsafe { segment.bytes_mut() })
+    /// The segment's bytes, accessed only atomically (other processes write them).
+    fn mem(&self) -> Result<&[AtomicU8], Code> {
+        Ok(self.shm_ref().segment()?.atomic_bytes())
     }
 
     fn position(&self, env: &Env, index: sys::napi_value) -> Result<usize, Code> {
@@ -224,7 +289,7 @@ impl ShareableList {
         // SAFETY: `index` is an argument of the current call (possibly `undefined`).
         let status = unsafe { sys::napi_get_value_double(env.raw(), index, &mut number) };
         if status != sys::Status::napi_ok {
-            return Err(error(INVALID_ARG_TYPE, "index must be a number"));
+            return Err(type_error(env, "The \"index\" argument must be of type number"));
         }
         let len = self.layout.len();
         if number.fract() != 0.0 || !number.is_finite() {
@@ -252,6 +317,40 @@ impl ObjectFinalize for ShareableList {
     }
 }
 
+/// What `toJSON()` returns.
+#[napi(object)]
+pub struct ShareableListJson {
+    /// The segment's name.
+    pub name: String,
+}
+
+/// The name in `open(name)`: a string, or the `name` of an object such as `toJSON()` makes.
+fn name_of(env: &Env, value: Unknown) -> Result<String, Code> {
+    let expected = "a string or an object with a string `name`";
+    let name = match value.get_type() {
+        Ok(ValueType::String) => value,
+        Ok(ValueType::Object) => {
+            // SAFETY: `value` is an object of this call's env, as just checked.
+            let object: Object =
+                unsafe { value.cast() }.map_err(|_| args::wrong_type(env, "name", expected, &value))?;
+            let name: Unknown = object
+                .get_named_property("name")
+                .map_err(|_| args::wrong_type(env, "name", expected, &value))?;
+            if !matches!(name.get_type(), Ok(ValueType::String)) {
+                return Err(args::wrong_type(env, "name", expected, &value));
+            }
+            name
+        }
+        _ => return Err(args::wrong_type(env, "name", expected, &value)),
+    };
+    args::string(env, name, "name")
+}
+
+/// Writes a list into a fresh segment (see `ShareableList::make`).
+pub(crate) type Fill<'a> = Box<dyn FnOnce(&[AtomicU8]) -> shmkit_core::Result<()> + 'a>;
+
+use shmkit_core::list::MAX_SLOT_LEN;
+
 fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
     error(Code(err.code()), format!("segment '{name}': {err}"))
 }
@@ -264,9 +363,11 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         unsafe { sequence.cast() }.map_err(napi_err)?
     } else {
         if !is_iterable(env, &sequence).map_err(napi_err)? {
-            return Err(error(
-                INVALID_ARG_TYPE,
-                "sequence must be an iterable (an array, a generator, a Set, …) or null",
+            return Err(args::wrong_type(
+                env,
+                "sequence",
+                "an iterable (an array, a generator, a Set, …) or null",
+                &sequence,
             ));
         }
         let global = env.get_global().map_err(napi_err)?;
@@ -281,10 +382,16 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         // SAFETY: Array.from always returns an array.
         unsafe { converted.cast() }.map_err(napi_err)?
     };
-    let mut items = Vec::with_capacity(array.len() as usize);
+    // The array's length is the caller's claim (`new Array(1e9)` is all holes): grow with the
+    // items converted, so the first hole fails before anything is reserved for the rest.
+    let mut items = Vec::new();
     for i in 0..array.len() {
         let value: Unknown = array.get_element(i).map_err(napi_err)?;
-        items.push(from_js(env, value.raw())?);
+        let item = from_js(env, value.raw())?;
+        items
+            .try_reserve(1)
+            .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's items"))?;
+        items.push(item);
     }
     Ok(items)
 }

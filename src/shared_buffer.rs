@@ -17,7 +17,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use shmkit_core::Segment;
 
-use crate::error::{check, check_external, error, Code};
+use crate::error::{check, error, Code};
 
 const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
 const SYMBOL: &str = "node_api_create_external_sharedarraybuffer";
@@ -91,9 +91,13 @@ pub fn create(env: &Env, segment: &Arc<Segment>) -> Result<sys::napi_value, Code
         )
     };
     if status != sys::Status::napi_ok {
-        // SAFETY: no buffer was made, so the finalizer will never run: `hint` is still ours.
-        drop(unsafe { Box::from_raw(hint) });
-        check_external(status, SYMBOL)?;
+        if crate::view::hint_never_taken(status) {
+            // SAFETY: Node refused before making the backing store, so the finalizer will
+            // never run: `hint` is still ours, and this is its only release.
+            drop(unsafe { Box::from_raw(hint) });
+        }
+        // Otherwise V8's backing store owns `hint` and its deleter frees it exactly once.
+        return Err(crate::view::refusal(env, status, SYMBOL, segment.len()));
     }
     Ok(result)
 }

@@ -40,6 +40,16 @@ pub enum Error {
         /// The list's length.
         len: usize,
     },
+    /// This process already holds as many segment mappings as shmkit allows it (Linux: three
+    /// quarters of `vm.max_map_count`; the rest is left for the runtime's own mappings).
+    TooManyMappings {
+        /// The segment that was being created or opened.
+        name: String,
+        /// Mappings this process holds through shmkit.
+        live: usize,
+        /// The most it may hold.
+        budget: usize,
+    },
     /// A str/bytes longer than its slot (CPython: ValueError).
     ValueTooLarge {
         /// Bytes the value needs.
@@ -75,6 +85,7 @@ impl Error {
             Error::AlreadyHeld => "EDEADLK",
             Error::NotHeld => "EPERM",
             Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
+            Error::TooManyMappings { .. } => "ERR_SHM_TOO_MANY_MAPPINGS",
         }
     }
 
@@ -105,6 +116,12 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index out of range: {index} (the list has {len} items)")
             }
+            Error::TooManyMappings { name, live, budget } => write!(
+                f,
+                "ERR_SHM_TOO_MANY_MAPPINGS: cannot map '{name}': this process already holds {live} segment mappings, \
+                 the most shmkit allows ({budget}, three quarters of vm.max_map_count; the rest is kept for the runtime); \
+                 close() handles you no longer use"
+            ),
             Error::ValueTooLarge { needed, allocated } => write!(
                 f,
                 "bytes/str item exceeds available storage: it needs {needed} bytes, the slot holds {allocated}"

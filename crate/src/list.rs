@@ -1,6 +1,12 @@
 //! CPython's `ShareableList` layout (3.9 – 3.14): encode a list into bytes, validate bytes
-//! read from a segment, read and write single items. Works on byte slices only: no mapping,
-//! no `unsafe`, and every offset, length, format and code read from the bytes is untrusted.
+//! read from a segment, read and write single items. Works on private byte slices and on a
+//! segment's atomic view ([`crate::Segment::atomic_bytes`]): no mapping, no `unsafe`.
+//!
+//! Every offset, length, format and code read from a segment is untrusted: it is copied
+//! once, the copy is validated, and only the copy is used. A reader never writes a byte of
+//! the segment (CPython readers of the same list see exactly what they would without us);
+//! it gets a consistent item by copying it twice and checking that nothing changed, see
+//! [`Layout::read_live`].
 //!
 //! The layout, all integers native-endian (little-endian on every supported platform), every
 //! field a multiple of 8 bytes:
@@ -23,13 +29,23 @@
 //! Reading a str or bytes item strips *all* trailing NUL bytes, as CPython does
 //! (gh-96779/gh-106939): `b"ab\0"` reads back as `b"ab"` in both languages.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::ops::Range;
+use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::segment::{atomic_slice, fill_bytes, load_bytes, store_bytes};
 use crate::{Error, Result};
 
-/// One item of a list, borrowed: what is written, and what is read (borrowing the segment).
+/// One item of a list, borrowed: what is written, and what is read (borrowing a private copy).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Item<'a> {
     /// Python `int` within int64 (`q`).
@@ -80,8 +96,16 @@ impl OwnedItem {
 const FORMAT_LEN: usize = 8;
 const SLOT_ALIGN: usize = 8;
 /// The largest str/bytes slot whose format (`9999992s`) still fits 8 bytes; CPython would
-/// silently truncate the format of a larger one.
+/// silently truncate the format of a larger one. It also bounds every str/bytes item: a
+/// larger foreign slot holds at most this many bytes of text (its format says `9999992s`).
 pub const MAX_SLOT_LEN: usize = 9_999_992;
+/// Bytes the smallest item takes: its offset, an 8-byte slot, its format and its code.
+const MIN_ITEM_LEN: usize = 8 + 8 + FORMAT_LEN + 1;
+/// The count and `off[0]`: all an empty list has.
+const HEADER_LEN: usize = 16;
+/// The smallest page size of the supported OSes: segments there are multiples of it
+/// (macOS and Windows round sizes up to pages; Linux keeps them exact).
+const PAGE_LEN: usize = 4096;
 
 const FORMAT_INT: &[u8; 8] = b"q\0\0\0\0\0\0\0";
 const FORMAT_FLOAT: &[u8; 8] = b"d\0\0\0\0\0\0\0";
@@ -92,33 +116,34 @@ const CODE_PLAIN: u8 = 0;
 const CODE_STR: u8 = 1;
 const CODE_BYTES: u8 = 2;
 const CODE_NONE: u8 = 3;
-/// Written to an item's code while its type changes (CPython never writes it: as a signed
-/// byte it is -1, which CPython does not map to anything).
+/// Written to an item's code while a shmkit writer changes it (CPython never writes it: as a
+/// signed byte it is -1, which CPython does not map to anything).
 const CODE_BUSY: u8 = 0xff;
 
-/// Start of the data area for `n` items: after the count and the `n + 1` offsets.
-pub fn data_start(n: usize) -> usize {
-    8 * (n + 2)
+/// Start of the data area for `n` items: after the count and the `n + 1` offsets (`None` on
+/// overflow, as for the other positions).
+pub fn data_start(n: usize) -> Option<usize> {
+    n.checked_add(2)?.checked_mul(8)
 }
 
 /// Start of the formats for `n` items whose slots take `data_len` bytes.
-pub fn formats_start(n: usize, data_len: usize) -> usize {
-    data_start(n) + data_len
+pub fn formats_start(n: usize, data_len: usize) -> Option<usize> {
+    data_start(n)?.checked_add(data_len)
 }
 
 /// Start of the back-transform codes.
-pub fn codes_start(n: usize, data_len: usize) -> usize {
-    formats_start(n, data_len) + FORMAT_LEN * n
+pub fn codes_start(n: usize, data_len: usize) -> Option<usize> {
+    formats_start(n, data_len)?.checked_add(n.checked_mul(FORMAT_LEN)?)
 }
 
 /// Total bytes of a list of `n` items whose slots take `data_len` bytes.
-pub fn total_len(n: usize, data_len: usize) -> usize {
-    codes_start(n, data_len) + n
+pub fn total_len(n: usize, data_len: usize) -> Option<usize> {
+    codes_start(n, data_len)?.checked_add(n)
 }
 
 /// The slot CPython gives a str/bytes of `units` (code points or bytes): `8 * (units // 8 + 1)`.
 fn cpython_slot(units: usize) -> usize {
-    SLOT_ALIGN * (units / SLOT_ALIGN + 1)
+    (units / SLOT_ALIGN).saturating_add(1).saturating_mul(SLOT_ALIGN)
 }
 
 /// The slot an item needs. str: CPython's size from code points whenever the UTF-8 bytes fit
@@ -131,7 +156,7 @@ pub fn slot_len(item: &Item<'_>) -> usize {
             if s.len() <= slot {
                 slot
             } else {
-                s.len().div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+                s.len().div_ceil(SLOT_ALIGN).saturating_mul(SLOT_ALIGN)
             }
         }
         Item::Bytes(b) => cpython_slot(b.len()),
@@ -139,18 +164,71 @@ pub fn slot_len(item: &Item<'_>) -> usize {
     }
 }
 
-/// The validated shape of a list: its count and slot offsets, read once at attach. CPython
-/// never changes them after creation, so later accesses use these and never trust the
-/// segment's copy again; formats and codes are re-read on every access.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Layout {
-    offsets: Vec<usize>,
+/// Where one item lives: its slot, its format and its code byte (absolute positions).
+struct Fields {
+    slot: Range<usize>,
+    format: usize,
+    code: usize,
 }
 
+/// The validated shape of a list: its count and slot offsets, read once at attach. CPython
+/// never changes them after creation, so later accesses use these and never trust the
+/// segment's copy again; formats, codes and data are re-read (and re-validated) on every
+/// access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `off[0] = 0 … off[N]`, each slot a positive multiple of 8 bytes.
+    offsets: Vec<usize>,
+    data_at: usize,
+    formats_at: usize,
+    codes_at: usize,
+    total: usize,
+}
+
+/// Why a segment is not (yet) a list.
+enum Problem {
+    /// Never a valid list.
+    Bad(Error),
+    /// What a list still being written looks like; `otherwise` is the answer if it stays so.
+    Unfinished { otherwise: Result<Layout> },
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        Problem::Bad(e)
+    }
+}
+
+/// How long [`Layout::attach`] waits for a list that looks half-written (its creator is
+/// still writing it) before taking it as it stands.
+const UNFINISHED_GRACE: Duration = Duration::from_millis(200);
+
 impl Layout {
+    fn from_offsets(offsets: Vec<usize>) -> Option<Layout> {
+        let n = offsets.len().checked_sub(1)?;
+        let data_len = *offsets.last()?;
+        Some(Layout {
+            data_at: data_start(n)?,
+            formats_at: formats_start(n, data_len)?,
+            codes_at: codes_start(n, data_len)?,
+            total: total_len(n, data_len)?,
+            offsets,
+        })
+    }
+
+    fn empty() -> Layout {
+        Layout {
+            offsets: vec![0],
+            data_at: HEADER_LEN,
+            formats_at: HEADER_LEN,
+            codes_at: HEADER_LEN,
+            total: HEADER_LEN,
+        }
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.offsets.len().saturating_sub(1)
     }
 
     /// Whether the list has no items.
@@ -158,21 +236,25 @@ impl Layout {
         self.len() == 0
     }
 
-    fn data_len(&self) -> usize {
-        self.offsets[self.len()]
-    }
-
     /// Bytes the whole list takes.
     pub fn total_len(&self) -> usize {
-        total_len(self.len(), self.data_len())
+        self.total
     }
 
     /// Bytes needed to hold `items`.
     ///
     /// # Errors
-    /// [`Error::ValueTooLarge`] when a str/bytes needs a slot over [`MAX_SLOT_LEN`].
+    /// [`Error::ValueTooLarge`] when a str/bytes needs a slot over [`MAX_SLOT_LEN`] or the
+    /// list would not fit the address space.
     pub fn for_items(items: &[Item<'_>]) -> Result<Layout> {
-        let mut offsets = Vec::with_capacity(items.len() + 1);
+        let too_large = || Error::ValueTooLarge {
+            needed: usize::MAX,
+            allocated: isize::MAX as usize,
+        };
+        let mut offsets = Vec::new();
+        offsets
+            .try_reserve_exact(items.len().saturating_add(1))
+            .map_err(|_| too_large())?;
         offsets.push(0usize);
         let mut end = 0usize;
         for item in items {
@@ -183,101 +265,214 @@ impl Layout {
                     allocated: MAX_SLOT_LEN,
                 });
             }
-            end = end.checked_add(slot).ok_or(Error::ValueTooLarge {
-                needed: usize::MAX,
-                allocated: isize::MAX as usize,
-            })?;
+            end = end.checked_add(slot).ok_or_else(too_large)?;
             offsets.push(end);
         }
-        Ok(Layout { offsets })
+        Layout::from_offsets(offsets)
+            .filter(|layout| layout.total <= isize::MAX as usize)
+            .ok_or_else(too_large)
     }
 
-    /// Reads and validates a list from a segment's bytes: header, offsets (starting at 0,
-    /// non-decreasing, multiples of 8, inside the bytes), and every item's format and code.
+    /// Reads and validates a list from a private copy of a segment's bytes: header, offsets
+    /// (starting at 0, increasing by multiples of 8, inside the bytes), and every item's
+    /// format and code. A live segment is attached with [`Layout::attach`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming what is wrong. A CPython 3.8 list (per-item sizes instead of
     /// offsets) is recognised and refused as such.
     pub fn read(bytes: &[u8]) -> Result<Layout> {
-        let count = read_i64(bytes, 0).ok_or_else(|| corrupt("shorter than the 8-byte item count"))?;
-        let n = usize::try_from(count).map_err(|_| corrupt(format!("item count {count} is negative")))?;
-        // Even empty slots need 8 (offset) + 8 (format) + 1 (code) bytes each.
-        if n > bytes.len() / 17 {
-            return Err(corrupt(format!("item count {n} cannot fit in {} bytes", bytes.len())));
+        match Layout::parse(bytes) {
+            Ok(layout) => Ok(layout),
+            Err(Problem::Bad(e)) => Err(e),
+            Err(Problem::Unfinished { otherwise }) => otherwise,
         }
-        let mut offsets = Vec::with_capacity(n + 1);
-        for i in 0..=n {
-            let raw = read_i64(bytes, 8 + 8 * i).ok_or_else(|| corrupt("offsets run past the end"))?;
-            let off = usize::try_from(raw).map_err(|_| corrupt(format!("offset {i} is negative ({raw})")))?;
-            offsets.push(off);
-        }
-        if offsets[0] != 0 {
-            return Err(legacy_or_bad_start(bytes, n, &offsets));
-        }
-        for i in 0..n {
-            let (start, end) = (offsets[i], offsets[i + 1]);
-            if end < start + 8 || (end - start) % SLOT_ALIGN != 0 {
-                return Err(corrupt(format!(
-                    "slot {i} spans [{start}, {end}): not a positive multiple of 8 bytes"
-                )));
+    }
+
+    /// Reads and validates the list in a live segment, as [`Layout::read`], copying each
+    /// field once before checking it. A list that looks half-written — what an open racing
+    /// its creator sees where the creator cannot hide it until complete — is waited for,
+    /// briefly ([`UNFINISHED_GRACE`]), then taken as it stands.
+    ///
+    /// # Errors
+    /// As [`Layout::read`].
+    pub fn attach(mem: &[AtomicU8]) -> Result<Layout> {
+        let mut deadline = None;
+        loop {
+            let otherwise = match Layout::parse(mem) {
+                Ok(layout) => return Ok(layout),
+                Err(Problem::Bad(e)) => return Err(e),
+                Err(Problem::Unfinished { otherwise }) => otherwise,
+            };
+            let now = Instant::now();
+            let until = *deadline.get_or_insert_with(|| now.checked_add(UNFINISHED_GRACE).unwrap_or(now));
+            if now >= until {
+                return otherwise;
             }
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let data_len = offsets[n];
-        let total = data_len
-            .checked_add(data_start(n) + 9 * n)
+    }
+
+    fn parse<S: Source + ?Sized>(src: &S) -> std::result::Result<Layout, Problem> {
+        let len = src.size();
+        let count = src
+            .word(0)
+            .map(i64::from_ne_bytes)
+            .ok_or_else(|| corrupt("shorter than the 8-byte item count"))?;
+        let n = usize::try_from(count).map_err(|_| corrupt(format!("item count {count} is negative")))?;
+        // (Measured from the count only, so that a CPython 3.8 list, one offset shorter, is
+        // still recognised below.)
+        if n > len.saturating_sub(8) / MIN_ITEM_LEN {
+            return Err(corrupt(format!("item count {n} cannot fit in {len} bytes")).into());
+        }
+        let first = src.word(8).ok_or_else(|| corrupt("offsets run past the end"))?;
+        if first != [0; 8] {
+            return Err(legacy_or_bad_start(src, n, i64::from_ne_bytes(first)).into());
+        }
+        if n == 0 {
+            // A shmkit creator that cannot hide a list until it is complete stores the count
+            // last: a count of 0 followed by a first slot's end is a list still being written.
+            // So is a segment of zeros longer than an empty list (16 bytes) that no page
+            // rounding explains: a creator (CPython's, say) that has sized it but not written
+            // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
+            let being_written =
+                src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]) || (len > HEADER_LEN && len % PAGE_LEN != 0);
+            if being_written {
+                return Err(Problem::Unfinished {
+                    otherwise: Ok(Layout::empty()),
+                });
+            }
+            return Ok(Layout::empty());
+        }
+        let data_at = data_start(n).ok_or_else(|| corrupt("offsets overflow"))?;
+        let tail = n
+            .checked_mul(FORMAT_LEN + 1)
             .ok_or_else(|| corrupt("offsets overflow"))?;
-        if total > bytes.len() {
-            return Err(corrupt(format!(
-                "the list needs {total} bytes; the segment has {}",
-                bytes.len()
-            )));
+        let mut offsets = Vec::new();
+        // Grows only with offsets already validated: a lying count allocates nothing.
+        offsets
+            .try_reserve(n.min(4096).saturating_add(1))
+            .map_err(|_| no_memory())?;
+        offsets.push(0usize);
+        let mut prev = 0usize;
+        for i in 0..n {
+            let at = i
+                .checked_add(2)
+                .and_then(|k| k.checked_mul(8))
+                .ok_or_else(|| corrupt("offsets overflow"))?;
+            let raw = src
+                .word(at)
+                .map(i64::from_ne_bytes)
+                .ok_or_else(|| corrupt("offsets run past the end"))?;
+            let off = usize::try_from(raw)
+                .map_err(|_| corrupt(format!("offset {} is negative ({raw})", i.saturating_add(1))))?;
+            let spans = corrupt(format!(
+                "slot {i} spans [{prev}, {off}): not a positive multiple of 8 bytes"
+            ));
+            if off == 0 {
+                // CPython writes the count first, then the offsets.
+                return Err(Problem::Unfinished { otherwise: Err(spans) });
+            }
+            let step = off
+                .checked_sub(prev)
+                .filter(|&d| d >= SLOT_ALIGN && d % SLOT_ALIGN == 0);
+            if step.is_none() {
+                return Err(spans.into());
+            }
+            let total = data_at
+                .checked_add(off)
+                .and_then(|t| t.checked_add(tail))
+                .ok_or_else(|| corrupt("offsets overflow"))?;
+            if total > len {
+                return Err(corrupt(format!("the list needs {total} bytes; the segment has {len}")).into());
+            }
+            offsets.try_reserve(1).map_err(|_| no_memory())?;
+            offsets.push(off);
+            prev = off;
         }
-        let layout = Layout { offsets };
+        let layout = Layout::from_offsets(offsets).ok_or_else(|| corrupt("offsets overflow"))?;
         for i in 0..n {
             // An item another process is writing right now is checked when it is read.
-            if bytes.get(layout.code_at(i)) == Some(&CODE_BUSY) {
+            let Some((format, code)) = src.head(&layout, i)? else {
                 continue;
+            };
+            let checked = kind_of(&format, code, layout.slot_len(i), i);
+            if format == [0; 8] && code == 0 {
+                // Never written: its creator has not got this far yet.
+                return Err(Problem::Unfinished {
+                    otherwise: checked.map(|_| layout),
+                });
             }
-            layout.kind(bytes, i)?;
+            checked?;
         }
         Ok(layout)
     }
 
-    /// Writes `items` into `bytes` (at least [`Layout::total_len`] long) in CPython's layout.
+    /// Writes `items` into a buffer this code owns (at least [`Layout::total_len`] long) in
+    /// CPython's layout.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if `bytes` is too short (a caller bug; nothing is written then).
     pub fn write_all(&self, bytes: &mut [u8], items: &[Item<'_>]) -> Result<()> {
-        if bytes.len() < self.total_len() || items.len() != self.len() {
+        self.fill(atomic_slice(bytes), items)
+    }
+
+    /// Writes `items` into a fresh segment in CPython's layout. The count goes last, so that
+    /// [`Layout::attach`] by another process sees an unfinished list, never a wrong one.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if `mem` is too short (a caller bug; nothing is written then).
+    pub fn fill(&self, mem: &[AtomicU8], items: &[Item<'_>]) -> Result<()> {
+        if mem.len() < self.total || items.len() != self.len() {
             return Err(corrupt("buffer too small for the list"));
         }
-        bytes[0..8].copy_from_slice(&(self.len() as i64).to_ne_bytes());
         for (i, off) in self.offsets.iter().enumerate() {
-            bytes[8 + 8 * i..16 + 8 * i].copy_from_slice(&(*off as i64).to_ne_bytes());
+            let at = i.saturating_add(1).saturating_mul(8);
+            let off = i64::try_from(*off).map_err(|_| corrupt("offsets overflow"))?;
+            store_bytes(region(mem, at, 8)?, &off.to_ne_bytes());
         }
         for (i, item) in items.iter().enumerate() {
-            self.write_item(bytes, i, item);
+            let (format, code) = self.format_and_code(i, item)?;
+            let fields = self.fields(i)?;
+            write_data(region(mem, fields.slot.start, fields.slot.len())?, item);
+            store_bytes(region(mem, fields.format, FORMAT_LEN)?, &format);
+            cell(mem, fields.code)?.store(code, Ordering::Relaxed);
         }
+        let count = i64::try_from(self.len()).map_err(|_| corrupt("count overflow"))?;
+        fence(Ordering::Release);
+        store_bytes(region(mem, 0, 8)?, &count.to_ne_bytes());
         Ok(())
     }
 
-    /// Bytes a str/bytes item at `index` can hold.
+    /// Bytes a str/bytes item at `index` can hold (its slot; 0 outside the list).
     pub fn slot_len(&self, index: usize) -> usize {
-        self.offsets[index + 1] - self.offsets[index]
+        self.fields(index).map_or(0, |f| f.slot.len())
     }
 
-    fn slot_range(&self, index: usize) -> std::ops::Range<usize> {
-        let base = data_start(self.len());
-        base + self.offsets[index]..base + self.offsets[index + 1]
+    /// The longest str/bytes item `index` can take: its slot, up to [`MAX_SLOT_LEN`] (a
+    /// larger foreign slot's format cannot say more).
+    fn capacity(&self, index: usize) -> usize {
+        self.slot_len(index).min(MAX_SLOT_LEN)
     }
 
-    fn format_range(&self, index: usize) -> std::ops::Range<usize> {
-        let at = formats_start(self.len(), self.data_len()) + FORMAT_LEN * index;
-        at..at + FORMAT_LEN
-    }
-
-    fn code_at(&self, index: usize) -> usize {
-        codes_start(self.len(), self.data_len()) + index
+    fn fields(&self, index: usize) -> Result<Fields> {
+        let bad = || corrupt(format!("no item {index} in a list of {}", self.len()));
+        let start = *self.offsets.get(index).ok_or_else(bad)?;
+        let end = *self
+            .offsets
+            .get(index.checked_add(1).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        let slot_start = self.data_at.checked_add(start).ok_or_else(bad)?;
+        let slot_end = self.data_at.checked_add(end).ok_or_else(bad)?;
+        let format = index
+            .checked_mul(FORMAT_LEN)
+            .and_then(|at| self.formats_at.checked_add(at))
+            .ok_or_else(bad)?;
+        let code = self.codes_at.checked_add(index).ok_or_else(bad)?;
+        Ok(Fields {
+            slot: slot_start..slot_end,
+            format,
+            code,
+        })
     }
 
     /// Checks `index` against the count; negative indices count from the end, as in Python.
@@ -285,120 +480,131 @@ impl Layout {
     /// # Errors
     /// [`Error::IndexOutOfRange`] outside `[-len, len)`.
     pub fn position(&self, index: i64) -> Result<usize> {
-        let len = self.len() as i64;
+        let len = i64::try_from(self.len()).unwrap_or(i64::MAX);
         let pos = if index < 0 { index.checked_add(len) } else { Some(index) };
         match pos {
-            Some(p) if (0..len).contains(&p) => Ok(p as usize),
+            Some(p) if (0..len).contains(&p) => {
+                usize::try_from(p).map_err(|_| Error::IndexOutOfRange { index, len: self.len() })
+            }
             _ => Err(Error::IndexOutOfRange { index, len: self.len() }),
         }
     }
 
-    /// What the item at `index` currently holds, from its format and code.
-    fn kind(&self, bytes: &[u8], index: usize) -> Result<Kind> {
-        let code = *bytes
-            .get(self.code_at(index))
-            .ok_or_else(|| corrupt("codes run past the end"))?;
-        self.kind_with_code(bytes, index, code)
-    }
-
-    /// As [`Layout::kind`], with the code given (a locked item's code byte reads "busy").
-    fn kind_with_code(&self, bytes: &[u8], index: usize, code: u8) -> Result<Kind> {
-        let format = bytes
-            .get(self.format_range(index))
-            .ok_or_else(|| corrupt("formats run past the end"))?;
-        let kind = match (format, code) {
-            (f, CODE_PLAIN) if f == FORMAT_INT => Kind::Int,
-            (f, CODE_PLAIN) if f == FORMAT_FLOAT => Kind::Float,
-            (f, CODE_PLAIN) if f == FORMAT_BOOL => Kind::Bool,
-            (f, CODE_NONE) if f == FORMAT_NONE => Kind::None,
-            (f, CODE_STR | CODE_BYTES) => {
-                let n = parse_string_format(f)
-                    .ok_or_else(|| corrupt(format!("item {index} has format {:?} with code {code}", show_format(f))))?;
-                if n > self.slot_len(index) {
-                    return Err(corrupt(format!(
-                        "item {index} claims {n} bytes in a {}-byte slot",
-                        self.slot_len(index)
-                    )));
-                }
-                if code == CODE_STR {
-                    Kind::Str(n)
-                } else {
-                    Kind::Bytes(n)
-                }
-            }
-            (f, _) => {
-                return Err(corrupt(format!(
-                    "item {index} has format {:?} with code {code}",
-                    show_format(f)
-                )))
-            }
-        };
-        Ok(kind)
-    }
-
-    /// Reads item `index` (already checked by [`Layout::position`]); str/bytes borrow `bytes`
-    /// with trailing NULs stripped. For bytes no other process writes; a live segment is read
-    /// with [`Layout::read_live`].
+    /// Reads item `index` of a private copy of a list's bytes; str/bytes borrow `bytes`, with
+    /// trailing NULs stripped. A live segment is read with [`Layout::read_live`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] when its format or code is invalid or a str is not UTF-8.
     pub fn get<'a>(&self, bytes: &'a [u8], index: usize) -> Result<Item<'a>> {
-        let kind = self.kind(bytes, index)?;
-        let slot = bytes
-            .get(self.slot_range(index))
-            .ok_or_else(|| corrupt("slot past the end"))?;
+        let fields = self.fields(index)?;
+        let (format, code) = bytes.head(self, index)?.ok_or_else(|| mid_write(index))?;
+        let kind = kind_of(&format, code, fields.slot.len(), index)?;
+        let slot = bytes.get(fields.slot).ok_or_else(|| corrupt("slot past the end"))?;
         decode(kind, slot, index)
     }
 
-    /// Reads item `index` of a segment other processes may be writing, under the item's lock
-    /// (see [`Layout::set`]): format, code and data are read as one consistent whole, and
-    /// str/bytes are copied into `scratch`. int, float and bool never tear; a read never pairs
-    /// one write's format with another's data.
+    /// Reads item `index` of a segment other processes may be writing, without writing a
+    /// byte of it: code, format and data are copied twice, and the copy is used only when
+    /// both copies and the code around them agree and no shmkit writer held the item (a
+    /// seqlock without a counter, which CPython's layout has no room for). int and float
+    /// are one 8-byte atomic load each. str/bytes are copied into `scratch`.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the item is invalid or not UTF-8, or stayed mid-write past the
-    /// limit (its writer died between its stores; setting the item again repairs it).
-    pub fn read_live<'s>(&self, bytes: &mut [u8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
-        let code_at = self.code_at(index);
-        if code_at >= bytes.len() || self.slot_range(index).end > bytes.len() {
-            return Err(corrupt("the segment is shorter than the list"));
-        }
-        let Some(code) = lock_item(&mut bytes[code_at]) else {
-            return Err(corrupt(format!(
-                "item {index} stays mid-write: its writer may have died (set it again to repair it)"
-            )));
-        };
-        // Under the lock the code byte reads "busy"; never write anything else there until the
-        // release, or another writer could take the lock meanwhile.
-        let kind = self.kind_with_code(bytes, index, code);
-        let mut word = [0u8; 8];
-        if let Ok(kind) = kind {
-            let slot = &bytes[self.slot_range(index)];
-            match kind {
-                Kind::Str(n) | Kind::Bytes(n) => {
-                    scratch.clear();
-                    scratch.extend_from_slice(&slot[..n]);
-                }
-                _ => word = first8(slot),
-            }
-        }
-        crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
-        match kind? {
-            kind @ (Kind::Str(n) | Kind::Bytes(n)) => decode(kind, &scratch[..n], index),
-            kind => Ok(decode_word(kind, word)),
+    /// [`Error::Corrupt`] when the item is invalid or not UTF-8, stayed mid-write past the
+    /// limit (its writer died between its stores; setting the item again repairs it), or
+    /// changed during every read for as long.
+    pub fn read_live<'s>(&self, mem: &[AtomicU8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
+        let copied = self
+            .copy_live(mem, index, scratch, Wanted::Data)?
+            .ok_or_else(|| mid_write(index))?;
+        match copied.kind? {
+            kind @ (Kind::Str(_) | Kind::Bytes(_)) => decode(kind, scratch, index),
+            kind => Ok(decode_word(kind, copied.word)),
         }
     }
 
-    /// The item's 8-byte format as CPython shows it (`q`, `8s`, …).
+    /// A consistent copy of item `index` (see [`Layout::read_live`]): its validated kind and
+    /// its format; with [`Wanted::Data`], its data (`kind.data_len()` bytes) in `scratch`.
+    /// `None` when the item is busy and `wanted` says not to wait.
+    fn copy_live(
+        &self,
+        mem: &[AtomicU8],
+        index: usize,
+        scratch: &mut Vec<u8>,
+        wanted: Wanted,
+    ) -> Result<Option<Copied>> {
+        let fields = self.fields(index)?;
+        let code = cell(mem, fields.code)?;
+        let format = region(mem, fields.format, FORMAT_LEN)?;
+        let slot = region(mem, fields.slot.start, fields.slot.len())?;
+        let mut backoff = Backoff::new();
+        loop {
+            let before = code.load(Ordering::Acquire);
+            if before == CODE_BUSY {
+                if wanted == Wanted::HeadUnlessBusy {
+                    return Ok(None);
+                }
+                if !backoff.wait() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let first_format = load8(format);
+            let kind = kind_of(&first_format, before, fields.slot.len(), index);
+            let mut word = [0u8; 8];
+            let copy = Copy {
+                code,
+                before,
+                format,
+                first_format,
+            };
+            let stable = match (&kind, wanted) {
+                (Ok(Kind::Str(n) | Kind::Bytes(n)), Wanted::Data) => {
+                    let n = *n;
+                    let data = slot.get(..n).ok_or_else(|| corrupt("slot past the end"))?;
+                    let both = n.saturating_mul(2);
+                    scratch.clear();
+                    scratch.try_reserve(both).map_err(|_| no_memory())?;
+                    scratch.resize(both, 0);
+                    let (first, second) = scratch.split_at_mut(n);
+                    let stable = copy.twice(data, first, second);
+                    scratch.truncate(n);
+                    stable
+                }
+                (Ok(_), Wanted::Data) => {
+                    let data = slot.get(..8).ok_or_else(|| corrupt("slot past the end"))?;
+                    copy.twice(data, &mut word, &mut [0u8; 8])
+                }
+                _ => copy.twice(&[], &mut [], &mut []),
+            };
+            if stable {
+                return Ok(Some(Copied {
+                    kind,
+                    format: first_format,
+                    code: before,
+                    word,
+                }));
+            }
+            if !backoff.wait() {
+                return Err(corrupt(format!(
+                    "item {index} changed during every read for {} ms (a writer that does not lock it, such as CPython, is writing it without pause)",
+                    BUSY_LIMIT.as_millis()
+                )));
+            }
+        }
+    }
+
+    /// The item's 8-byte format as CPython shows it (`q`, `8s`, …), from a private copy.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the format or code is invalid.
     pub fn item_format(&self, bytes: &[u8], index: usize) -> Result<String> {
-        self.kind(bytes, index)?;
-        Ok(show_format(&bytes[self.format_range(index)]))
+        let (format, code) = bytes.head(self, index)?.ok_or_else(|| mid_write(index))?;
+        kind_of(&format, code, self.slot_len(index), index)?;
+        Ok(show_format(&format))
     }
 
-    /// All formats concatenated, as CPython's `ShareableList.format`.
+    /// All formats concatenated, as CPython's `ShareableList.format`, from a private copy.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when any format or code is invalid.
@@ -406,28 +612,20 @@ impl Layout {
         (0..self.len()).map(|i| self.item_format(bytes, i)).collect()
     }
 
-    /// [`Layout::format`] of a segment other processes may be writing: each item's format is
-    /// read under its lock (see [`Layout::read_live`]).
+    /// [`Layout::format`] of a live segment: each item's format and code are copied
+    /// consistently (see [`Layout::read_live`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] when any format or code is invalid or stays mid-write.
-    pub fn format_live(&self, bytes: &mut [u8]) -> Result<String> {
-        if bytes.len() < self.total_len() {
-            return Err(corrupt("the segment is shorter than the list"));
-        }
+    pub fn format_live(&self, mem: &[AtomicU8]) -> Result<String> {
         let mut formats = String::new();
+        let mut scratch = Vec::new();
         for index in 0..self.len() {
-            let code_at = self.code_at(index);
-            let Some(code) = lock_item(&mut bytes[code_at]) else {
-                return Err(corrupt(format!(
-                    "item {index} stays mid-write: its writer may have died"
-                )));
-            };
-            let checked = self.kind_with_code(bytes, index, code);
-            let format = show_format(&bytes[self.format_range(index)]);
-            crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
-            checked?;
-            formats.push_str(&format);
+            let copied = self
+                .copy_live(mem, index, &mut scratch, Wanted::Head)?
+                .ok_or_else(|| mid_write(index))?;
+            copied.kind?;
+            formats.push_str(&show_format(&copied.format));
         }
         Ok(formats)
     }
@@ -436,11 +634,13 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when an item cannot be read.
-    pub fn count(&self, bytes: &mut [u8], needle: &Item<'_>) -> Result<usize> {
+    pub fn count(&self, mem: &[AtomicU8], needle: &Item<'_>) -> Result<usize> {
         let mut scratch = Vec::new();
-        let mut count = 0;
+        let mut count = 0usize;
         for i in 0..self.len() {
-            count += usize::from(python_eq(&self.read_live(bytes, i, &mut scratch)?, needle));
+            if python_eq(&self.read_live(mem, i, &mut scratch)?, needle) {
+                count = count.saturating_add(1);
+            }
         }
         Ok(count)
     }
@@ -449,23 +649,29 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when an item cannot be read.
-    pub fn index_of(&self, bytes: &mut [u8], needle: &Item<'_>) -> Result<Option<usize>> {
+    pub fn index_of(&self, mem: &[AtomicU8], needle: &Item<'_>) -> Result<Option<usize>> {
         let mut scratch = Vec::new();
         for i in 0..self.len() {
-            if python_eq(&self.read_live(bytes, i, &mut scratch)?, needle) {
+            if python_eq(&self.read_live(mem, i, &mut scratch)?, needle) {
                 return Ok(Some(i));
             }
         }
         Ok(None)
     }
 
-    /// Writes `item` at `index` (checked by [`Layout::position`]). All or nothing: a value
-    /// that does not fit changes no byte (CPython zeroes the slot first).
+    /// Writes `item` at `index` (checked by [`Layout::position`]) of a live segment. All or
+    /// nothing: a value that does not fit changes no byte (CPython zeroes the slot first).
+    ///
+    /// The item's code byte is compare-and-swapped to "busy" (waiting while another shmkit
+    /// writer holds it), then data and format are stored and the final code released, so two
+    /// shmkit writers of one item never interleave and readers can tell a write overlapped
+    /// their copy. A writer that died holding an item is overtaken after 200 ms.
     ///
     /// # Errors
-    /// [`Error::ValueTooLarge`] when a str/bytes is longer than the slot, with both lengths.
-    pub fn set(&self, bytes: &mut [u8], index: usize, item: &Item<'_>) -> Result<()> {
-        let allocated = self.slot_len(index);
+    /// [`Error::ValueTooLarge`] when a str/bytes is longer than the slot (or than
+    /// [`MAX_SLOT_LEN`], all a format can express), with both lengths.
+    pub fn set(&self, mem: &[AtomicU8], index: usize, item: &Item<'_>) -> Result<()> {
+        let allocated = self.capacity(index);
         let needed = match item {
             Item::Str(s) => s.len(),
             Item::Bytes(b) => b.len(),
@@ -474,46 +680,167 @@ impl Layout {
         if needed > allocated {
             return Err(Error::ValueTooLarge { needed, allocated });
         }
-        if bytes.len() < self.total_len() {
+        if mem.len() < self.total {
             return Err(corrupt("the segment is shorter than the list"));
         }
-        self.write_item(bytes, index, item);
+        let (format, code) = self.format_and_code(index, item)?;
+        let fields = self.fields(index)?;
+        let code_cell = cell(mem, fields.code)?;
+        let format_cell = region(mem, fields.format, FORMAT_LEN)?;
+        let slot = region(mem, fields.slot.start, fields.slot.len())?;
+        // A writer takes the item even from a dead holder: this write repairs it.
+        let _ = lock_item(code_cell);
+        // Readers that see any store below then see "busy" (or a later code) after it.
+        fence(Ordering::Release);
+        write_data(slot, item);
+        store_bytes(format_cell, &format);
+        code_cell.store(code, Ordering::Release);
         Ok(())
     }
 
-    /// Writes an item known to fit, under the item's lock: its code byte is compare-and-swapped
-    /// to "busy" (waiting while another shmkit writer holds it), then data and format are
-    /// stored and the final code released. Two writers of one item never interleave, and
-    /// [`Layout::read_live`] never pairs an old format with new data. A writer that died
-    /// holding the lock is overtaken after about a millisecond.
-    fn write_item(&self, bytes: &mut [u8], index: usize, item: &Item<'_>) {
-        let slot_len = self.slot_len(index);
-        let (format, code) = match item {
+    fn format_and_code(&self, index: usize, item: &Item<'_>) -> Result<([u8; 8], u8)> {
+        Ok(match item {
             Item::Int(_) => (*FORMAT_INT, CODE_PLAIN),
             Item::Float(_) => (*FORMAT_FLOAT, CODE_PLAIN),
             Item::Bool(_) => (*FORMAT_BOOL, CODE_PLAIN),
             Item::None => (*FORMAT_NONE, CODE_NONE),
-            Item::Str(_) => (string_format(slot_len), CODE_STR),
-            Item::Bytes(_) => (string_format(slot_len), CODE_BYTES),
-        };
-        let code_at = self.code_at(index);
-        // A writer takes the item even from a dead holder: this write repairs it.
-        let _ = lock_item(&mut bytes[code_at]);
-        let slot = &mut bytes[self.slot_range(index)];
-        match item {
-            Item::Int(v) => slot[..8].copy_from_slice(&v.to_ne_bytes()),
-            Item::Float(v) => slot[..8].copy_from_slice(&v.to_ne_bytes()),
-            Item::Bool(v) => slot[..8].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, u8::from(*v)]),
-            Item::None => slot[..8].fill(0),
-            Item::Str(s) => write_padded(slot, s.as_bytes()),
-            Item::Bytes(b) => write_padded(slot, b),
-        }
-        bytes[self.format_range(index)].copy_from_slice(&format);
-        crate::segment::atomic_byte(&mut bytes[code_at]).store(code, Ordering::Release);
+            Item::Str(_) => (string_format(self.capacity(index))?, CODE_STR),
+            Item::Bytes(_) => (string_format(self.capacity(index))?, CODE_BYTES),
+        })
     }
 }
 
-/// How long an item may stay busy before its writer is presumed dead (SIGKILLed mid-write).
+/// What [`Layout::copy_live`] copies, and whether it waits for a busy item.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// Format, code and data.
+    Data,
+    /// Format and code.
+    Head,
+    /// Format and code, or nothing at once when a writer holds the item.
+    HeadUnlessBusy,
+}
+
+/// Where [`Layout::parse`] reads: a private copy (`[u8]`) or a live segment (`[AtomicU8]`,
+/// each field copied once, consistently, before it is checked).
+trait Source {
+    fn size(&self) -> usize;
+    /// The 8 bytes at `at`, copied.
+    fn word(&self, at: usize) -> Option<[u8; 8]>;
+    /// Item `index`'s format and code, copied; `None` when a writer holds it.
+    fn head(&self, layout: &Layout, index: usize) -> Result<Option<([u8; 8], u8)>>;
+}
+
+impl Source for [u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn word(&self, at: usize) -> Option<[u8; 8]> {
+        self.get(at..at.checked_add(8)?)?.try_into().ok()
+    }
+
+    fn head(&self, layout: &Layout, index: usize) -> Result<Option<([u8; 8], u8)>> {
+        let fields = layout.fields(index)?;
+        let code = *self.get(fields.code).ok_or_else(|| corrupt("codes run past the end"))?;
+        let format = self
+            .word(fields.format)
+            .ok_or_else(|| corrupt("formats run past the end"))?;
+        Ok((code != CODE_BUSY).then_some((format, code)))
+    }
+}
+
+impl Source for [AtomicU8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn word(&self, at: usize) -> Option<[u8; 8]> {
+        Some(load8(self.get(at..at.checked_add(8)?)?))
+    }
+
+    fn head(&self, layout: &Layout, index: usize) -> Result<Option<([u8; 8], u8)>> {
+        let mut scratch = Vec::new();
+        let copied = layout.copy_live(self, index, &mut scratch, Wanted::HeadUnlessBusy)?;
+        Ok(copied.map(|c| (c.format, c.code)))
+    }
+}
+
+/// A consistent copy of an item: its format and code, what they say it holds, and its data
+/// (int/float/bool/None in `word`; str/bytes in the caller's scratch buffer).
+struct Copied {
+    kind: Result<Kind>,
+    format: [u8; 8],
+    code: u8,
+    word: [u8; 8],
+}
+
+/// The first half of one read of an item: its code (not busy) and format, copied.
+struct Copy<'m> {
+    code: &'m AtomicU8,
+    before: u8,
+    format: &'m [AtomicU8],
+    first_format: [u8; 8],
+}
+
+impl Copy<'_> {
+    /// Copies `data` into `first`, then format and `data` again into `second`, reading the
+    /// code between and after: `true` when nothing changed and no shmkit writer held the item
+    /// meanwhile, so the first copy is one write's format with that write's data.
+    fn twice(&self, data: &[AtomicU8], first: &mut [u8], second: &mut [u8]) -> bool {
+        load_bytes(data, first);
+        fence(Ordering::Acquire);
+        let middle = self.code.load(Ordering::Relaxed);
+        let second_format = load8(self.format);
+        load_bytes(data, second);
+        fence(Ordering::Acquire);
+        let after = self.code.load(Ordering::Relaxed);
+        self.before == middle && middle == after && self.first_format == second_format && first == second
+    }
+}
+
+fn region(mem: &[AtomicU8], at: usize, len: usize) -> Result<&[AtomicU8]> {
+    at.checked_add(len)
+        .and_then(|end| mem.get(at..end))
+        .ok_or_else(|| corrupt("the segment is shorter than the list"))
+}
+
+fn cell(mem: &[AtomicU8], at: usize) -> Result<&AtomicU8> {
+    mem.get(at)
+        .ok_or_else(|| corrupt("the segment is shorter than the list"))
+}
+
+/// Eight bytes of shared memory, copied (one atomic load when aligned).
+fn load8(src: &[AtomicU8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    load_bytes(src, &mut out);
+    out
+}
+
+/// Stores an item's data into its slot (at least 8 bytes; str/bytes known to fit).
+fn write_data(slot: &[AtomicU8], item: &Item<'_>) {
+    let word = match item {
+        Item::Int(v) => v.to_ne_bytes(),
+        Item::Float(v) => v.to_ne_bytes(),
+        Item::Bool(v) => [0, 0, 0, 0, 0, 0, 0, u8::from(*v)],
+        Item::None => [0; 8],
+        Item::Str(s) => return write_padded(slot, s.as_bytes()),
+        Item::Bytes(b) => return write_padded(slot, b),
+    };
+    if let Some(first) = slot.get(..8) {
+        store_bytes(first, &word);
+    }
+}
+
+fn write_padded(slot: &[AtomicU8], value: &[u8]) {
+    if let (Some(head), Some(rest)) = (slot.get(..value.len()), slot.get(value.len()..)) {
+        store_bytes(head, value);
+        fill_bytes(rest, 0);
+    }
+}
+
+/// How long an item may stay busy before its writer is presumed dead (SIGKILLed mid-write),
+/// and how long a reader retries an item that changes under every copy.
 /// Far longer than any write, and than a scheduler time slice a live writer may lose.
 const BUSY_LIMIT: Duration = Duration::from_millis(200);
 
@@ -533,22 +860,24 @@ impl Backoff {
 
     /// Waits a little; `false` once [`BUSY_LIMIT`] has passed.
     fn wait(&mut self) -> bool {
-        self.spins += 1;
+        self.spins = self.spins.saturating_add(1);
         if self.spins < 200 {
             std::hint::spin_loop();
             return true;
         }
-        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + BUSY_LIMIT);
+        let now = Instant::now();
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| now.checked_add(BUSY_LIMIT).unwrap_or(now));
         std::thread::yield_now();
         Instant::now() < deadline
     }
 }
 
-/// Takes an item's lock: its code byte becomes [`CODE_BUSY`]. Returns the code it held, or
-/// `None` when the item was taken over from a holder that stayed busy past [`BUSY_LIMIT`]
-/// (it died mid-write, so the real code is unknown).
-fn lock_item(code: &mut u8) -> Option<u8> {
-    let code = crate::segment::atomic_byte(code);
+/// Takes an item's lock among shmkit writers: its code byte becomes [`CODE_BUSY`]. Returns
+/// the code it held, or `None` when the item was taken over from a holder that stayed busy
+/// past [`BUSY_LIMIT`] (it died mid-write, so the real code is unknown).
+fn lock_item(code: &AtomicU8) -> Option<u8> {
     let mut backoff = Backoff::new();
     let mut holder_alive = true;
     loop {
@@ -564,7 +893,49 @@ fn lock_item(code: &mut u8) -> Option<u8> {
     }
 }
 
-/// Decodes an int, float, bool or None from its 8-byte word.
+fn mid_write(index: usize) -> Error {
+    corrupt(format!(
+        "item {index} stays mid-write: its writer may have died (set it again to repair it)"
+    ))
+}
+
+fn no_memory() -> Error {
+    corrupt("not enough memory to read the list")
+}
+
+/// What an item's (copied) format and code say it holds. str/bytes lengths are checked
+/// against the slot, so everything after uses only validated sizes.
+fn kind_of(format: &[u8; 8], code: u8, slot_len: usize, index: usize) -> Result<Kind> {
+    let kind = match (format, code) {
+        (f, CODE_PLAIN) if f == FORMAT_INT => Kind::Int,
+        (f, CODE_PLAIN) if f == FORMAT_FLOAT => Kind::Float,
+        (f, CODE_PLAIN) if f == FORMAT_BOOL => Kind::Bool,
+        (f, CODE_NONE) if f == FORMAT_NONE => Kind::None,
+        (f, CODE_STR | CODE_BYTES) => {
+            let n = parse_string_format(f)
+                .ok_or_else(|| corrupt(format!("item {index} has format {:?} with code {code}", show_format(f))))?;
+            if n > slot_len {
+                return Err(corrupt(format!(
+                    "item {index} claims {n} bytes in a {slot_len}-byte slot"
+                )));
+            }
+            if code == CODE_STR {
+                Kind::Str(n)
+            } else {
+                Kind::Bytes(n)
+            }
+        }
+        (f, _) => {
+            return Err(corrupt(format!(
+                "item {index} has format {:?} with code {code}",
+                show_format(f)
+            )))
+        }
+    };
+    Ok(kind)
+}
+
+/// Decodes an int, float, bool or None from its copied 8-byte word.
 fn decode_word(kind: Kind, word: [u8; 8]) -> Item<'static> {
     match kind {
         Kind::Int => Item::Int(i64::from_ne_bytes(word)),
@@ -574,22 +945,26 @@ fn decode_word(kind: Kind, word: [u8; 8]) -> Item<'static> {
     }
 }
 
-/// Decodes a slot's bytes (at least 8 for fixed kinds, at least n for str/bytes).
+/// Decodes a copied slot (at least `kind.data_len()` bytes).
 fn decode(kind: Kind, slot: &[u8], index: usize) -> Result<Item<'_>> {
+    let data = slot
+        .get(..kind.data_len())
+        .ok_or_else(|| corrupt("slot past the end"))?;
+    let word = || <[u8; 8]>::try_from(data).map_err(|_| corrupt("slot past the end"));
     Ok(match kind {
-        Kind::Int => Item::Int(i64::from_ne_bytes(first8(slot))),
-        Kind::Float => Item::Float(f64::from_ne_bytes(first8(slot))),
-        Kind::Bool => Item::Bool(slot[7] != 0),
+        Kind::Int => Item::Int(i64::from_ne_bytes(word()?)),
+        Kind::Float => Item::Float(f64::from_ne_bytes(word()?)),
+        Kind::Bool => Item::Bool(word()?[7] != 0),
         Kind::None => Item::None,
-        Kind::Str(n) => {
-            let raw = strip_nuls(&slot[..n]);
+        Kind::Str(_) => {
+            let raw = strip_nuls(data);
             Item::Str(std::str::from_utf8(raw).map_err(|e| corrupt(format!("item {index} is not UTF-8: {e}")))?)
         }
-        Kind::Bytes(n) => Item::Bytes(strip_nuls(&slot[..n])),
+        Kind::Bytes(_) => Item::Bytes(strip_nuls(data)),
     })
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Int,
     Float,
@@ -599,52 +974,57 @@ enum Kind {
     Bytes(usize),
 }
 
-fn write_padded(slot: &mut [u8], value: &[u8]) {
-    slot[..value.len()].copy_from_slice(value);
-    slot[value.len()..].fill(0);
+impl Kind {
+    /// Bytes of the slot the value occupies (validated against the slot).
+    fn data_len(self) -> usize {
+        match self {
+            Kind::Str(n) | Kind::Bytes(n) => n,
+            _ => 8,
+        }
+    }
 }
 
-/// `<n>s`, NUL-padded to 8 bytes (n ≤ [`MAX_SLOT_LEN`], so it always fits).
-fn string_format(slot_len: usize) -> [u8; 8] {
-    let mut format = [0u8; 8];
+/// `<n>s`, NUL-padded to 8 bytes.
+///
+/// # Errors
+/// [`Error::ValueTooLarge`] when `n` has more than 7 digits (a caller passes at most
+/// [`MAX_SLOT_LEN`]).
+fn string_format(slot_len: usize) -> Result<[u8; 8]> {
     let text = format!("{slot_len}s");
-    format[..text.len()].copy_from_slice(text.as_bytes());
+    let mut format = [0u8; 8];
     format
+        .get_mut(..text.len())
+        .ok_or(Error::ValueTooLarge {
+            needed: slot_len,
+            allocated: MAX_SLOT_LEN,
+        })?
+        .copy_from_slice(text.as_bytes());
+    Ok(format)
 }
 
 /// `<n>s` NUL-padded, n in decimal without a sign or leading zeros.
-fn parse_string_format(format: &[u8]) -> Option<usize> {
+fn parse_string_format(format: &[u8; 8]) -> Option<usize> {
     let end = format.iter().position(|&b| b == 0).unwrap_or(format.len());
     let (text, padding) = format.split_at(end);
     if padding.iter().any(|&b| b != 0) {
         return None;
     }
     let digits = text.strip_suffix(b"s")?;
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+    let leading_zero = digits.len() > 1 && digits.first() == Some(&b'0');
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || leading_zero {
         return None;
     }
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-fn show_format(format: &[u8]) -> String {
+fn show_format(format: &[u8; 8]) -> String {
     let end = format.iter().position(|&b| b == 0).unwrap_or(format.len());
-    String::from_utf8_lossy(&format[..end]).into_owned()
+    String::from_utf8_lossy(format.get(..end).unwrap_or_default()).into_owned()
 }
 
 fn strip_nuls(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    &bytes[..end]
-}
-
-fn first8(slot: &[u8]) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&slot[..8]);
-    out
-}
-
-fn read_i64(bytes: &[u8], at: usize) -> Option<i64> {
-    let field = bytes.get(at..at.checked_add(8)?)?;
-    Some(i64::from_ne_bytes(first8(field)))
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p.saturating_add(1));
+    bytes.get(..end).unwrap_or_default()
 }
 
 fn corrupt(why: impl Into<String>) -> Error {
@@ -652,17 +1032,29 @@ fn corrupt(why: impl Into<String>) -> Error {
 }
 
 /// `off[0]` must be 0. CPython 3.8 stored each item's size there instead of offsets.
-fn legacy_or_bad_start(bytes: &[u8], n: usize, sizes: &[usize]) -> Error {
-    let looks_legacy = sizes[..n].iter().all(|&s| s >= 8 && s % 8 == 0)
-        && sizes[..n]
-            .iter()
-            .try_fold(0usize, |acc, &s| acc.checked_add(s))
-            .and_then(|data| data.checked_add(8 + 8 * n + 9 * n))
-            .is_some_and(|total| total <= bytes.len());
+fn legacy_or_bad_start<S: Source + ?Sized>(src: &S, n: usize, first: i64) -> Error {
+    let mut data = Some(0usize);
+    for i in 0..n {
+        let size = i
+            .checked_add(1)
+            .and_then(|k| k.checked_mul(8))
+            .and_then(|at| src.word(at))
+            .and_then(|w| usize::try_from(i64::from_ne_bytes(w)).ok())
+            .filter(|&s| s >= 8 && s % 8 == 0);
+        data = data.zip(size).and_then(|(acc, s)| acc.checked_add(s));
+        if data.is_none() {
+            break;
+        }
+    }
+    let looks_legacy = n > 0
+        && data
+            .and_then(|d| d.checked_add(8))
+            .and_then(|d| d.checked_add(n.checked_mul(17)?))
+            .is_some_and(|total| total <= src.size());
     if looks_legacy {
         corrupt("this looks like a CPython 3.8 ShareableList (per-item sizes instead of offsets); only the 3.9+ layout is supported: recreate the list with CPython 3.9 or newer")
     } else {
-        corrupt(format!("the first offset is {}, not 0", sizes[0]))
+        corrupt(format!("the first offset is {first}, not 0"))
     }
 }
 
@@ -723,6 +1115,7 @@ fn number(item: &Item<'_>) -> Option<Number> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -768,7 +1161,9 @@ mod tests {
         let mut bytes = encode(&items);
         let before = bytes.clone();
         let layout = Layout::read(&bytes).unwrap();
-        let err = layout.set(&mut bytes, 0, &Item::Str("far too many")).unwrap_err();
+        let err = layout
+            .set(atomic_slice(&mut bytes), 0, &Item::Str("far too many"))
+            .unwrap_err();
         assert!(matches!(
             err,
             Error::ValueTooLarge {
@@ -801,7 +1196,7 @@ mod tests {
         assert_eq!(parse_string_format(b"8s\0\0\0\0\0\0"), Some(8));
         assert_eq!(parse_string_format(b"9999992s"), Some(9_999_992));
         for bad in [
-            &b"s\0\0\0\0\0\0\0"[..],
+            b"s\0\0\0\0\0\0\0",
             b"08s\0\0\0\0\0",
             b"8s\0x\0\0\0\0",
             b"-8s\0\0\0\0\0",

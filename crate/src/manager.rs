@@ -16,12 +16,15 @@
 //! # }
 //! ```
 
-use crate::{unlink, Error, Result, Segment, SegmentOptions, ShmName};
+use crate::segment::{unlink_created, ObjectId};
+use crate::{Error, Result, Segment, SegmentOptions, ShmName};
 
 /// Owns the names of the segments it created; unlinks them on shutdown or drop.
 #[derive(Debug, Default)]
 pub struct Manager {
     names: Vec<String>,
+    /// The object each name named when this manager created it (same order as `names`).
+    created: Vec<Option<ObjectId>>,
     shut_down: bool,
 }
 
@@ -50,6 +53,25 @@ impl Manager {
         }
         let segment = options.create(size)?;
         self.names.push(segment.name().to_owned());
+        self.created.push(segment.created_object());
+        Ok(segment)
+    }
+
+    /// Creates a tracked segment with a random name that `fill` writes before the name appears
+    /// (see [`SegmentOptions::create_filled`]), owned from now on.
+    ///
+    /// # Errors
+    /// As [`Manager::create_with`], or `fill`'s error.
+    pub fn create_filled(
+        &mut self,
+        size: usize,
+        fill: impl FnOnce(&[std::sync::atomic::AtomicU8]) -> Result<()>,
+    ) -> Result<Segment> {
+        if self.shut_down {
+            return Err(Error::Closed("the SharedMemoryManager has been shut down".into()));
+        }
+        let segment = SegmentOptions::new().track(true).create_filled(size, fill)?;
+        self.names.push(segment.name().to_owned());
         Ok(segment)
     }
 
@@ -72,12 +94,14 @@ impl Manager {
     }
 
     /// Unlinks every segment this manager created (mappings held elsewhere stay readable
-    /// until closed, as in CPython). A second call does nothing.
+    /// until closed, as in CPython). A name that someone else unlinked and then created anew
+    /// names their segment, not ours, and is left alone (Linux; other systems give no identity
+    /// to compare). A second call does nothing.
     pub fn shutdown(&mut self) {
         self.shut_down = true;
-        for name in self.names.drain(..) {
-            // Already unlinked by its user is fine: the goal is that the name is gone.
-            let _ = unlink(&name);
+        for (name, created) in self.names.drain(..).zip(self.created.drain(..)) {
+            // Already unlinked by its user is fine: the goal is that our object's name is gone.
+            let _ = unlink_created(&name, created);
         }
     }
 }

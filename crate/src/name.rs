@@ -22,10 +22,11 @@ const RANDOM_BYTES: usize = 8;
 #[cfg(target_vendor = "apple")]
 pub const MAX_NAME_LEN: usize = 30;
 /// Longest name in bytes, without the leading slash: a file name under /dev/shm
-/// (NAME_MAX = 255).
+/// (NAME_MAX = 255; glibc's `shm_open`, and so CPython, accept exactly that).
 #[cfg(all(unix, not(target_vendor = "apple")))]
 pub const MAX_NAME_LEN: usize = 255;
-/// Longest name: kernel object names are limited to MAX_PATH (260) characters.
+/// Longest name, in UTF-16 code units as `CreateFileMappingW` takes it: object names are
+/// limited to MAX_PATH (260) characters ("Kernel Object Namespaces", Microsoft Learn).
 #[cfg(windows)]
 pub const MAX_NAME_LEN: usize = 260;
 
@@ -63,11 +64,11 @@ impl ShmName {
         if bare == "." || bare == ".." {
             return invalid(format!("{bare:?} is not a segment name"));
         }
-        if bare.len() > MAX_NAME_LEN {
+        let length = os_length(bare);
+        if length > MAX_NAME_LEN {
             return invalid(format!(
-                "{:?} is {} bytes long; this OS allows at most {MAX_NAME_LEN}",
+                "{:?} is {length} {LENGTH_UNIT} long; this OS allows at most {MAX_NAME_LEN}",
                 truncated(bare),
-                bare.len()
             ));
         }
         Ok(ShmName { name: bare.to_owned() })
@@ -109,6 +110,17 @@ impl std::fmt::Display for ShmName {
         f.write_str(&self.name)
     }
 }
+
+/// The name's length in the unit the OS limits: bytes for POSIX, UTF-16 units for Windows.
+fn os_length(name: &str) -> usize {
+    if cfg!(windows) {
+        name.encode_utf16().count()
+    } else {
+        name.len()
+    }
+}
+
+const LENGTH_UNIT: &str = if cfg!(windows) { "UTF-16 units" } else { "bytes" };
 
 fn has_kernel_namespace(name: &str) -> bool {
     let rest = name.strip_prefix("Global\\").or_else(|| name.strip_prefix("Local\\"));

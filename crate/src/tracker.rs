@@ -10,7 +10,9 @@
 //! not reach it). The creator keeps one end of a Unix socket pair, the helper the other. The
 //! creator sends `+name` / `-name` records; when its end closes — which the kernel does
 //! however the creator dies — the helper reads EOF, unlinks every name still registered and
-//! exits. If the helper itself is killed, the next `register` sees the broken socket, starts
+//! exits. Each `+` record carries the identity (device, inode) of the object the creator made,
+//! and the helper unlinks a name only while it still names that object: a name that someone
+//! else unlinked and re-created in the meantime is theirs (see `segment::unlink_created`). If the helper itself is killed, the next `register` sees the broken socket, starts
 //! a new helper and re-sends every live name.
 //!
 //! The helper is a fork, not a new program: nothing to install or find on disk, and it
@@ -37,10 +39,10 @@ pub use windows::{helper_pid, register, unregister};
 
 #[cfg(windows)]
 mod windows {
-    use crate::Result;
+    use crate::{Result, Segment};
 
     /// Nothing to do on Windows: a section lives only while a handle to it is open.
-    pub fn register(_name: &str) -> Result<()> {
+    pub fn register(_segment: &Segment) -> Result<()> {
         Ok(())
     }
 
@@ -55,7 +57,7 @@ mod windows {
 
 #[cfg(unix)]
 mod unix {
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::io;
     use std::os::fd::{AsFd, AsRawFd, OwnedFd};
     use std::sync::{Mutex, PoisonError};
@@ -63,7 +65,8 @@ mod unix {
 
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
-    use crate::{Error, Result};
+    use crate::segment::{unlink_created_quietly, ObjectId};
+    use crate::{Error, Result, Segment};
 
     /// A helper younger than this is kept when nothing is left to watch: forking one costs
     /// the creator a burst of copy-on-write faults, too much to pay in a create/unlink loop.
@@ -86,7 +89,8 @@ mod unix {
         /// see EOF while this process lives — EOF would make them unlink live segments; when
         /// this process dies they clean up along with the current helper.
         retired: Vec<OwnedFd>,
-        names: HashSet<String>,
+        /// Each tracked name, with the object this process created under it.
+        names: HashMap<String, Option<ObjectId>>,
     }
 
     impl Tracker {
@@ -96,8 +100,8 @@ mod unix {
                 self.retired.push(old.socket);
             }
             let helper = start_helper()?;
-            for live in &self.names {
-                send(&helper.socket, ADD, live, Wait::Handover)?;
+            for (live, created) in &self.names {
+                send(&helper.socket, ADD, live, *created, Wait::Handover)?;
             }
             self.helper = Some(helper);
             Ok(())
@@ -129,18 +133,20 @@ mod unix {
         f(guard.get_or_insert_with(Tracker::default))
     }
 
-    /// Tracks `name`: it is unlinked if this process ends before [`unregister`].
+    /// Tracks a segment this process created: its name is unlinked if this process ends before
+    /// [`unregister`] — as long as the name still names the object created here.
     ///
     /// # Errors
     /// `Error::Os` when no helper can be started (fork or socketpair failed); the caller
     /// should then undo the create, since the promise cannot be kept.
-    pub fn register(name: &str) -> Result<()> {
+    pub fn register(segment: &Segment) -> Result<()> {
+        let (name, created) = (segment.name(), segment.created_object());
         with_tracker(|tracker| {
-            if !tracker.names.insert(name.to_owned()) {
+            if tracker.names.insert(name.to_owned(), created) == Some(created) {
                 return Ok(());
             }
             let sent = match &tracker.helper {
-                Some(helper) => send(&helper.socket, ADD, name, Wait::Briefly).is_ok(),
+                Some(helper) => send(&helper.socket, ADD, name, created, Wait::Briefly).is_ok(),
                 None => false,
             };
             if sent {
@@ -157,11 +163,11 @@ mod unix {
     /// Stops tracking `name` (it was unlinked); a name never registered is ignored.
     pub fn unregister(name: &str) {
         with_tracker(|tracker| {
-            if !tracker.names.remove(name) {
+            if tracker.names.remove(name).is_none() {
                 return;
             }
             if let Some(helper) = &tracker.helper {
-                if send(&helper.socket, REMOVE, name, Wait::Briefly).is_err() {
+                if send(&helper.socket, REMOVE, name, None, Wait::Briefly).is_err() {
                     // Dead or stopped: the next register replaces it. A stopped one still
                     // holds this name and may unlink it again at exit, which finds it gone.
                     if let Some(old) = tracker.helper.take() {
@@ -182,12 +188,17 @@ mod unix {
         with_tracker(|tracker| tracker.helper.as_ref().map(|h| h.pid))
     }
 
-    /// One record: op, name length (u16, native-endian), name bytes. Names may contain any
+    /// Bytes of a record before the name: op, name length (u16), object identity (16 bytes).
+    const HEADER: usize = 3 + 16;
+
+    /// One record: op, name length (u16, native-endian), the created object's identity
+    /// (all zero when there is none, and in `-` records), name bytes. Names may contain any
     /// byte but NUL and `/`, so they are length-prefixed rather than line-separated.
-    fn send(socket: &OwnedFd, op: u8, name: &str, wait: Wait) -> io::Result<()> {
-        let mut record = Vec::with_capacity(3 + name.len());
+    fn send(socket: &OwnedFd, op: u8, name: &str, created: Option<ObjectId>, wait: Wait) -> io::Result<()> {
+        let mut record = Vec::with_capacity(HEADER + name.len());
         record.push(op);
         record.extend_from_slice(&(name.len() as u16).to_ne_bytes());
+        record.extend_from_slice(&ObjectId::to_bytes(created));
         record.extend_from_slice(name.as_bytes());
         let mut rest = &record[..];
         let deadline = Instant::now() + wait.limit();
@@ -304,8 +315,8 @@ mod unix {
         let pid = std::process::id().to_ne_bytes();
         let _ = rustix::net::send(&socket, &pid, rustix::net::SendFlags::empty());
         let names = follow(&socket);
-        for name in names {
-            let _ = rustix::shm::unlink(format!("/{name}"));
+        for (name, created) in names {
+            unlink_created_quietly(&name, created);
         }
         // SAFETY: see `run_intermediate`.
         unsafe { libc::_exit(0) }
@@ -315,8 +326,8 @@ mod unix {
     /// naps for a millisecond: a creator's send then rarely has to wake it (a wake-up costs
     /// the creator several microseconds in a VM), while the socket buffer — about two hundred
     /// small records — still drains far faster than creates can fill it.
-    fn follow(socket: &OwnedFd) -> HashSet<String> {
-        let mut names = HashSet::new();
+    fn follow(socket: &OwnedFd) -> HashMap<String, Option<ObjectId>> {
+        let mut names = HashMap::new();
         let mut pending: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -327,18 +338,20 @@ mod unix {
                 Err(_) => return names,
             }
             let mut used = 0;
-            while let Some(header) = pending.get(used..used + 3) {
+            while let Some(header) = pending.get(used..used + HEADER) {
                 let len = usize::from(u16::from_ne_bytes([header[1], header[2]]));
-                let Some(name) = pending.get(used + 3..used + 3 + len) else {
+                let Some(name) = pending.get(used + HEADER..used + HEADER + len) else {
                     break;
                 };
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&header[3..HEADER]);
                 let name = String::from_utf8_lossy(name).into_owned();
                 if header[0] == ADD {
-                    names.insert(name);
+                    names.insert(name, ObjectId::from_bytes(id));
                 } else {
                     names.remove(&name);
                 }
-                used += 3 + len;
+                used += HEADER + len;
             }
             pending.drain(..used);
             std::thread::sleep(BATCH_NAP);

@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use shmkit_core::list::{python_eq, Item, Layout, OwnedItem as Owned};
+use shmkit_core::segment::atomic_slice;
 
 fn owned() -> impl Strategy<Value = Owned> {
     prop_oneof![
@@ -71,7 +72,7 @@ proptest! {
         if let Ok(read) = Layout::read(&bytes) {
             for i in 0..read.len() {
                 let _ = read.get(&bytes, i);
-                let _ = read.set(&mut bytes.clone(), i, &Item::Str("x"));
+                let _ = read.set(atomic_slice(&mut bytes.clone()), i, &Item::Str("x"));
             }
         }
         // A layout validated earlier, used on bytes changed since, must not panic either.

@@ -2,6 +2,7 @@
 //! and reads CPython's bytes back to the same values.
 
 use shmkit_core::list::{Item, Layout};
+use shmkit_core::segment::atomic_slice;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -89,15 +90,15 @@ fn nine_a_and_its_assignments_match_cpython() {
     assert_eq!(layout.format(&bytes).unwrap(), "16s");
 
     let mut seven = bytes.clone();
-    layout.set(&mut seven, 0, &Item::Int(7)).unwrap();
+    layout.set(atomic_slice(&mut seven), 0, &Item::Int(7)).unwrap();
     assert_eq!(seven, hex(NINE_A_THEN_7));
     assert_eq!(layout.format(&seven).unwrap(), "q");
 
     let mut xy = bytes.clone();
-    layout.set(&mut xy, 0, &Item::Str("xy")).unwrap();
+    layout.set(atomic_slice(&mut xy), 0, &Item::Str("xy")).unwrap();
     assert_eq!(xy, hex(NINE_A_THEN_XY));
 
-    layout.set(&mut bytes, 0, &Item::None).unwrap();
+    layout.set(atomic_slice(&mut bytes), 0, &Item::None).unwrap();
     assert_eq!(bytes, hex(NINE_A_THEN_NONE));
     assert_eq!(layout.format(&bytes).unwrap(), "xxxxxx?x");
     assert_eq!(read_all(&bytes), vec![Item::None]);
@@ -110,13 +111,13 @@ fn howdy_list_and_its_assignments_match_cpython() {
     let layout = Layout::read(&bytes).unwrap();
     assert_eq!(layout.format(&bytes).unwrap(), "8s8sdqxxxxxx?xxxxxxxx?q");
     assert_eq!(read_all(&hex(HOWDY)), howdy());
-    layout.set(&mut bytes, 3, &Item::Int(42)).unwrap();
-    layout.set(&mut bytes, 4, &Item::Str("some")).unwrap();
+    layout.set(atomic_slice(&mut bytes), 3, &Item::Int(42)).unwrap();
+    layout.set(atomic_slice(&mut bytes), 4, &Item::Str("some")).unwrap();
     assert_eq!(bytes, hex(HOWDY_CHANGED));
     assert_eq!(layout.format(&bytes).unwrap(), "8s8sdq8sxxxxxxx?q");
     // CPython's test: 'encodés' (8 bytes) fits an 8-byte slot, 'encodées' (9) does not.
-    layout.set(&mut bytes, 0, &Item::Str("encodés")).unwrap();
-    assert!(layout.set(&mut bytes, 0, &Item::Str("encodées")).is_err());
+    layout.set(atomic_slice(&mut bytes), 0, &Item::Str("encodés")).unwrap();
+    assert!(layout.set(atomic_slice(&mut bytes), 0, &Item::Str("encodées")).is_err());
     assert_eq!(layout.get(&bytes, 0).unwrap(), Item::Str("encodés"));
     // No spill into the next slot.
     assert_eq!(layout.get(&bytes, 1).unwrap(), Item::Bytes(b"HoWdY"));

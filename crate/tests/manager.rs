@@ -119,3 +119,25 @@ fn unlink_forgets_tracking_in_this_process() {
         .unwrap();
     again.unlink().unwrap();
 }
+
+/// A manager's cleanup removes only the object it created: a name that another process
+/// unlinked and re-created names their segment, which must survive the manager's shutdown.
+#[cfg(target_os = "linux")]
+#[test]
+fn shutdown_leaves_a_segment_someone_else_recreated_under_the_name() {
+    use shmkit_core::ShmName;
+    let name = format!("shmkit_mgr_re_{:x}", std::process::id());
+    let mut manager = Manager::new();
+    let ours = manager.create_named(&name, 64).unwrap();
+    // Another program: attaches, unlinks (the README's pattern), then makes its own.
+    unlink(&name).unwrap();
+    let theirs = SegmentOptions::new()
+        .name(ShmName::new(&name).unwrap())
+        .create(128)
+        .unwrap();
+    manager.shutdown();
+    let survivor = Segment::open(&name).expect("the re-created segment was unlinked by shutdown");
+    assert_eq!(survivor.len(), 128);
+    theirs.unlink().unwrap();
+    drop(ours);
+}

@@ -185,3 +185,86 @@ fn open_waits_for_a_creator_that_is_still_sizing() {
     assert_eq!(seg.len(), 4096);
     sizer.join().unwrap();
 }
+
+/// A symlink planted at `/dev/shm/<name>`, pointing at `target`; removed on drop.
+#[cfg(target_os = "linux")]
+struct PlantedLink(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl PlantedLink {
+    fn new(name: &str, target: &std::path::Path) -> Self {
+        let link = std::path::PathBuf::from(format!("/dev/shm/{name}"));
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        PlantedLink(link)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for PlantedLink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn open_refuses_a_symlink_with_eloop_and_leaves_its_target_alone() {
+    let dir = std::env::temp_dir().join(format!("shmkit-link-{}", unique("dir")));
+    std::fs::create_dir(&dir).unwrap();
+    let target = dir.join("target");
+    std::fs::write(&target, b"precious").unwrap();
+    let name = unique("link");
+    let link = PlantedLink::new(&name, &target);
+    let err = Segment::open(&name).unwrap_err();
+    assert_eq!(err.code(), "ELOOP");
+    assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::LOOP.raw_os_error()));
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    drop(link);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn create_refuses_a_symlink_live_or_dangling_and_creates_nothing() {
+    let dir = std::env::temp_dir().join(format!("shmkit-link-{}", unique("dir")));
+    std::fs::create_dir(&dir).unwrap();
+    let live_target = dir.join("live");
+    std::fs::write(&live_target, b"precious").unwrap();
+    let dangling_target = dir.join("dangling");
+    for target in [&live_target, &dangling_target] {
+        let name = unique("link");
+        let _link = PlantedLink::new(&name, target);
+        let err = SegmentOptions::new()
+            .name(ShmName::new(&name).unwrap())
+            .create(4096)
+            .unwrap_err();
+        assert_eq!(err.code(), "EEXIST", "{target:?}");
+    }
+    assert_eq!(std::fs::read(&live_target).unwrap(), b"precious");
+    assert!(!dangling_target.exists(), "create went through a dangling link");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn names_of_255_bytes_work_and_256_are_invalid() {
+    let base = unique("long");
+    let name = format!("{base}{}", "x".repeat(255 - base.len()));
+    assert_eq!(name.len(), 255);
+    let created = SegmentOptions::new()
+        .name(ShmName::new(&name).unwrap())
+        .create(64)
+        .unwrap();
+    let _cleanup = Cleanup(name.clone());
+    assert!(created.write_at(0, b"long"));
+    let attached = Segment::open(&format!("/{name}")).unwrap();
+    let mut got = [0u8; 4];
+    assert!(attached.read_at(0, &mut got));
+    assert_eq!(&got, b"long");
+    assert!(std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+    unlink(&name).unwrap();
+    assert_eq!(
+        Segment::open(&format!("{name}y")).unwrap_err().code(),
+        "ERR_SHM_INVALID_NAME"
+    );
+}

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkit_core::list::{Item, Layout};
+use shmkit_core::segment::atomic_slice;
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
@@ -21,14 +22,15 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
     for i in 0..layout.len() {
         let _ = layout.get(&bytes, i);
-        let _ = layout.read_live(&mut bytes, i, &mut scratch);
+        let _ = layout.read_live(atomic_slice(&mut bytes), i, &mut scratch);
         let _ = layout.item_format(&bytes, i);
     }
-    let _ = layout.count(&mut bytes, &Item::Int(1));
+    let _ = layout.format_live(atomic_slice(&mut bytes));
+    let _ = layout.count(atomic_slice(&mut bytes), &Item::Int(1));
     if !layout.is_empty() {
         let last = layout.len() - 1;
-        let _ = layout.set(&mut bytes, last, &Item::Str("fuzz"));
-        let _ = layout.set(&mut bytes, 0, &Item::Bytes(b"\0\xff"));
+        let _ = layout.set(atomic_slice(&mut bytes), last, &Item::Str("fuzz"));
+        let _ = layout.set(atomic_slice(&mut bytes), 0, &Item::Bytes(b"\0\xff"));
         let _ = layout.get(&bytes, last);
     }
     let _ = Layout::for_items(&[Item::Bytes(data)]);

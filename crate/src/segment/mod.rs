@@ -18,7 +18,7 @@ mod os;
 pub(crate) mod wait;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result, ShmName};
@@ -31,10 +31,102 @@ pub(crate) trait SegmentImpl: Sized {
     fn open(name: &ShmName) -> io::Result<Self>;
     /// Removes the name.
     fn unlink(name: &ShmName) -> io::Result<()>;
+    /// Removes the name only while it still names the object `created` (when the OS can tell
+    /// objects apart; otherwise by name alone). For automatic cleanup, never for `unlink()`.
+    fn unlink_created(name: &ShmName, created: Option<ObjectId>) -> io::Result<()>;
+    /// The identity of the object this handle created; `None` for an attach.
+    fn created_object(&self) -> Option<ObjectId>;
+    /// How many segments this process may have mapped at once through shmkit.
+    fn mapping_budget() -> usize;
     /// Start of the mapping.
     fn as_ptr(&self) -> *mut u8;
     /// Length of the mapping in bytes.
     fn len(&self) -> usize;
+    /// Creates an object that has no name yet, lets `fill` write its mapping, then gives it
+    /// the first free name `names` yields, atomically: an open by name finds nothing or the
+    /// filled object (Linux: `O_TMPFILE` + `linkat`). `fill` returning `false` abandons it.
+    /// `None` where the OS cannot do this; nothing was created then.
+    fn create_linked(
+        len: usize,
+        options: &SegmentOptions,
+        fill: &mut dyn FnMut(&Self) -> bool,
+        names: &mut dyn FnMut() -> Option<ShmName>,
+    ) -> Option<io::Result<(Self, ShmName)>> {
+        let _ = (len, options, fill, names);
+        None
+    }
+}
+
+/// Which OS object a name referred to when this process created it: device and inode. Cleanup
+/// that runs on its own (the tracker, a manager's shutdown) compares it before unlinking, so a
+/// name that someone else unlinked and re-created is left to them (design.md safety rule 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectId {
+    device: u64,
+    inode: u64,
+}
+
+// Only the POSIX backend and its cleanup helper can tell objects apart (Windows sections have
+// no name to outlive them).
+#[cfg(unix)]
+impl ObjectId {
+    /// `None` where the OS gives the object no inode (macOS shm objects report 0).
+    pub(crate) fn new(device: u64, inode: u64) -> Option<ObjectId> {
+        (inode != 0).then_some(ObjectId { device, inode })
+    }
+
+    /// 16 bytes, native-endian; all zero for `None`.
+    pub(crate) fn to_bytes(id: Option<ObjectId>) -> [u8; 16] {
+        let (device, inode) = id.map_or((0, 0), |id| (id.device, id.inode));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&device.to_ne_bytes());
+        bytes[8..].copy_from_slice(&inode.to_ne_bytes());
+        bytes
+    }
+
+    /// The inverse of [`ObjectId::to_bytes`].
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Option<ObjectId> {
+        let [d0, d1, d2, d3, d4, d5, d6, d7, i0, i1, i2, i3, i4, i5, i6, i7] = bytes;
+        ObjectId::new(
+            u64::from_ne_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
+            u64::from_ne_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+        )
+    }
+}
+
+/// Segments this process has mapped through shmkit and not yet dropped.
+static LIVE_MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// One unit of the process's mapping budget, held by each live [`Segment`].
+///
+/// Linux refuses `mmap` once a process has `vm.max_map_count` mappings, and V8 aborts the
+/// process when it then cannot map memory to grow its heap. Counting our own mappings (an
+/// atomic add, where reading /proc/self/maps would cost a millisecond per call) and refusing
+/// beyond [`SegmentImpl::mapping_budget`] keeps a failure clean: a coded error here, and room
+/// left for the runtime.
+#[derive(Debug)]
+struct MappingSlot(());
+
+impl MappingSlot {
+    fn take(name: &str) -> Result<MappingSlot> {
+        let budget = os::SegmentInner::mapping_budget();
+        LIVE_MAPPINGS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < budget).then(|| live + 1)
+            })
+            .map(|_| MappingSlot(()))
+            .map_err(|live| Error::TooManyMappings {
+                name: name.to_owned(),
+                live,
+                budget,
+            })
+    }
+}
+
+impl Drop for MappingSlot {
+    fn drop(&mut self) {
+        LIVE_MAPPINGS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// How many random names to try before giving up on EEXIST.
@@ -122,18 +214,7 @@ impl SegmentOptions {
     #[doc(alias = "shm_open")]
     #[doc(alias = "CreateFileMappingW")]
     pub fn create(&self, size: usize) -> Result<Segment> {
-        if size == 0 || size > isize::MAX as usize {
-            return Err(Error::InvalidSize(format!(
-                "'size' must be a positive number different from zero, not larger than {}; got {size}",
-                isize::MAX
-            )));
-        }
-        if self.mode > 0o777 {
-            return Err(Error::InvalidArgument(format!(
-                "mode {:#o} is not a permission mask (0 to 0o777)",
-                self.mode
-            )));
-        }
+        self.check(size)?;
         if let Some(name) = &self.name {
             return Segment::created(name.clone(), size, self);
         }
@@ -147,6 +228,83 @@ impl SegmentOptions {
         let source = last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into());
         Err(Error::os("shm_open", crate::name::NAME_PREFIX, source))
     }
+
+    /// Creates a segment as [`SegmentOptions::create`] does, and lets `fill` write it before
+    /// its name appears where the OS allows (Linux: built in an unnamed `O_TMPFILE` object in
+    /// `/dev/shm`, then `linkat`ed under its name, which keeps `EEXIST`): whoever opens the
+    /// name finds nothing (`ENOENT`) or the filled segment. Elsewhere (macOS, Windows, or a
+    /// Linux without `O_TMPFILE` or `/proc`) the name appears at create, before `fill` runs.
+    ///
+    /// When `fill` fails, no segment is left behind and its error is returned.
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::create`], or `fill`'s error.
+    ///
+    /// # References
+    ///  - [Linux `open(2)` `O_TMPFILE`](https://man7.org/linux/man-pages/man2/open.2.html)
+    ///  - [Linux `linkat(2)`](https://man7.org/linux/man-pages/man2/linkat.2.html)
+    #[doc(alias = "linkat")]
+    pub fn create_filled(&self, size: usize, fill: impl FnOnce(&[AtomicU8]) -> Result<()>) -> Result<Segment> {
+        self.check(size)?;
+        let mut fill = Some(fill);
+        let mut failure = None;
+        let mut fill_inner = |inner: &os::SegmentInner| {
+            let Some(fill) = fill.take() else { return false };
+            // SAFETY: the mapping is valid for `len` bytes while `inner` lives, which outlasts
+            // this call; AtomicU8 has u8's size and alignment and allows shared mutation.
+            let bytes = unsafe { atomic_view(inner.as_ptr(), inner.len()) };
+            match fill(bytes) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        };
+        let mut attempts = 0usize;
+        let mut names = || {
+            attempts = attempts.saturating_add(1);
+            match &self.name {
+                Some(name) => (attempts == 1).then(|| name.clone()),
+                None => (attempts <= RANDOM_NAME_ATTEMPTS).then(ShmName::random),
+            }
+        };
+        let shown = self.name.as_ref().map_or(crate::name::NAME_PREFIX, ShmName::as_str);
+        let slot = MappingSlot::take(shown)?;
+        if let Some(linked) = os::SegmentInner::create_linked(size, self, &mut fill_inner, &mut names) {
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let (inner, name) = linked.map_err(|e| Error::os("create", shown, e))?;
+            return Segment::mapped(name, inner, slot).tracked_if(self.track);
+        }
+        drop(slot);
+        let segment = self.create(size)?;
+        let Some(fill) = fill.take() else {
+            return Ok(segment);
+        };
+        if let Err(e) = fill(segment.atomic_bytes()) {
+            let _ = segment.unlink();
+            return Err(e);
+        }
+        Ok(segment)
+    }
+
+    fn check(&self, size: usize) -> Result<()> {
+        if size == 0 || size > isize::MAX as usize {
+            return Err(Error::InvalidSize(format!(
+                "'size' must be a positive number different from zero, not larger than {}; got {size}",
+                isize::MAX
+            )));
+        }
+        if self.mode > 0o777 {
+            return Err(Error::InvalidArgument(format!(
+                "mode {:#o} is not a permission mask (0 to 0o777)",
+                self.mode
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A mapped named shared-memory segment. Dropping it unmaps this handle's view; the
@@ -157,6 +315,8 @@ pub struct Segment {
     inner: os::SegmentInner,
     /// Set by [`Segment::retire`]: waits end and new waits and locks are refused.
     retired: AtomicBool,
+    /// Given back after `inner` is unmapped (fields drop in order).
+    _slot: MappingSlot,
 }
 
 impl Segment {
@@ -169,17 +329,21 @@ impl Segment {
     }
 
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
+        let slot = MappingSlot::take(name.as_str())?;
         let inner =
             os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
-        let segment = Segment::mapped(name, inner);
-        if options.track {
-            if let Err(e) = crate::tracker::register(segment.name()) {
+        Segment::mapped(name, inner, slot).tracked_if(options.track)
+    }
+
+    fn tracked_if(self, track: bool) -> Result<Segment> {
+        if track {
+            if let Err(e) = crate::tracker::register(&self) {
                 // A promise of cleanup we cannot keep: undo the create.
-                let _ = os::SegmentInner::unlink(&segment.name);
+                let _ = os::SegmentInner::unlink(&self.name);
                 return Err(e);
             }
         }
-        Ok(segment)
+        Ok(self)
     }
 
     /// `shm_open(O_RDWR)` + `fstat` + `mmap` (Unix), `OpenFileMappingW` + `MapViewOfFile` +
@@ -198,16 +362,24 @@ impl Segment {
     #[doc(alias = "OpenFileMappingW")]
     pub fn open(name: &str) -> Result<Segment> {
         let name = ShmName::new(name)?;
+        let slot = MappingSlot::take(name.as_str())?;
         let inner = os::SegmentInner::open(&name).map_err(|e| Error::os("open", name.as_str(), e))?;
-        Ok(Segment::mapped(name, inner))
+        Ok(Segment::mapped(name, inner, slot))
     }
 
-    fn mapped(name: ShmName, inner: os::SegmentInner) -> Segment {
+    fn mapped(name: ShmName, inner: os::SegmentInner, slot: MappingSlot) -> Segment {
         Segment {
             name,
             inner,
             retired: AtomicBool::new(false),
+            _slot: slot,
         }
+    }
+
+    /// The identity of the object this handle created (`None` for an attach, and on systems
+    /// that give shared-memory objects no inode).
+    pub(crate) fn created_object(&self) -> Option<ObjectId> {
+        self.inner.created_object()
     }
 
     /// The name, as Python shows it: no leading slash.
@@ -231,19 +403,13 @@ impl Segment {
         self.inner.as_ptr()
     }
 
-    /// The whole mapping as a byte slice, for layout code such as [`crate::list`], which
-    /// bounds-checks and validates everything it reads.
-    ///
-    /// # Safety
-    /// While the slice lives, nothing else in this process may read or write the mapping
-    /// through another reference or view (for example a JS typed array over it: JS must not
-    /// run meanwhile). Other processes may still change any byte at any time; the slice's
-    /// contents are untrusted input, never assumed stable between two reads.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn bytes_mut(&self) -> &mut [u8] {
-        // SAFETY: the pointer is valid for `len` bytes while `self` lives; exclusivity within
-        // this process is the caller's promise (see `# Safety`).
-        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    /// The whole mapping as atomic bytes, for layout code such as [`crate::list`]: every access
+    /// is an atomic load or store, as memory that other processes change at any time must be
+    /// accessed, and nothing builds a `&[u8]` or `&mut [u8]` over it.
+    pub fn atomic_bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the mapping is valid for `len` bytes while `self` lives; AtomicU8 has u8's
+        // size and alignment and allows shared mutation (other processes' writes included).
+        unsafe { atomic_view(self.as_ptr(), self.len()) }
     }
 
     /// Copies `dst.len()` bytes from `offset` out of the segment.
@@ -415,11 +581,104 @@ pub fn unlink(name: &str) -> Result<()> {
     os::SegmentInner::unlink(&name).map_err(|e| Error::os("unlink", name.as_str(), e))
 }
 
-/// A byte of a segment as an atomic, for the compare-and-swap that locks a ShareableList item
-/// against other processes.
-pub(crate) fn atomic_byte(byte: &mut u8) -> &std::sync::atomic::AtomicU8 {
-    // SAFETY: `&mut u8` is valid and exclusive within Rust for the returned lifetime, and
-    // AtomicU8 has the size and alignment of u8; other processes reach the byte only
-    // through their own (atomic or plain) accesses, as the module docs describe.
-    unsafe { std::sync::atomic::AtomicU8::from_ptr(byte) }
+/// Automatic cleanup's unlink: stops tracking `name`, then removes it only while it still names
+/// the object this process created (`created`, from [`Segment::created_object`]). A name that
+/// someone else unlinked and re-created is theirs and stays (Linux; elsewhere the OS gives no
+/// identity to compare and the name is removed). The user's own `unlink` is [`unlink`], which
+/// removes the name whatever it names, as CPython's does.
+pub(crate) fn unlink_created(name: &str, created: Option<ObjectId>) -> Result<()> {
+    let name = ShmName::new(name)?;
+    crate::tracker::unregister(name.as_str());
+    os::SegmentInner::unlink_created(&name, created).map_err(|e| Error::os("unlink", name.as_str(), e))
+}
+
+/// The helper's variant of [`unlink_created`]: no tracker (it *is* the tracker), no error.
+#[cfg(unix)]
+pub(crate) fn unlink_created_quietly(name: &str, created: Option<ObjectId>) {
+    if let Ok(name) = ShmName::new(name) {
+        let _ = os::SegmentInner::unlink_created(&name, created);
+    }
+}
+
+/// `len` bytes at `ptr` as atomics.
+///
+/// # Safety
+/// `ptr` is valid for reads and writes of `len` bytes for the returned lifetime, and nothing
+/// accesses them meanwhile except through atomics (or from other processes).
+unsafe fn atomic_view<'a>(ptr: *mut u8, len: usize) -> &'a [AtomicU8] {
+    // SAFETY: the caller's promise; AtomicU8 has the size and alignment of u8.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU8>(), len) }
+}
+
+/// A byte buffer this code owns, seen as atomics so that the layout code that writes shared
+/// segments can write it too (what the unstable `AtomicU8::from_mut_slice` does).
+pub fn atomic_slice(bytes: &mut [u8]) -> &[AtomicU8] {
+    // SAFETY: `&mut` proves exclusive access for the returned lifetime, and AtomicU8 has
+    // the size and alignment of u8.
+    unsafe { atomic_view(bytes.as_mut_ptr(), bytes.len()) }
+}
+
+/// The 8-byte words of shared memory that are 8-aligned: `(head, words, tail)`, so that
+/// slots and formats (8-aligned in a page-aligned mapping) move with one atomic access per
+/// word, never torn; `head` and `tail` are byte-wise (empty for a segment's slots).
+fn words(bytes: &[AtomicU8]) -> (&[AtomicU8], &[AtomicU64], &[AtomicU8]) {
+    // SAFETY: every bit pattern is a valid AtomicU64, and `align_to` only puts properly
+    // aligned, fully contained words in the middle part.
+    unsafe { bytes.align_to::<AtomicU64>() }
+}
+
+/// Copies shared memory into `dst` (the same length) with relaxed atomic loads, a word at a
+/// time where aligned. Returns `false`, copying nothing, when the lengths differ.
+pub fn load_bytes(src: &[AtomicU8], dst: &mut [u8]) -> bool {
+    if src.len() != dst.len() {
+        return false;
+    }
+    let (head, middle, tail) = words(src);
+    let (dst_head, rest) = dst.split_at_mut(head.len());
+    let (dst_middle, dst_tail) = rest.split_at_mut(middle.len() * 8);
+    for (d, s) in dst_head.iter_mut().zip(head) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    for (d, s) in dst_middle.chunks_exact_mut(8).zip(middle) {
+        d.copy_from_slice(&s.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    for (d, s) in dst_tail.iter_mut().zip(tail) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    true
+}
+
+/// Copies `src` into shared memory (the same length) with relaxed atomic stores, a word at a
+/// time where aligned. Returns `false`, storing nothing, when the lengths differ.
+pub fn store_bytes(dst: &[AtomicU8], src: &[u8]) -> bool {
+    if src.len() != dst.len() {
+        return false;
+    }
+    let (head, middle, tail) = words(dst);
+    let (src_head, rest) = src.split_at(head.len());
+    let (src_middle, src_tail) = rest.split_at(middle.len() * 8);
+    for (d, s) in head.iter().zip(src_head) {
+        d.store(*s, Ordering::Relaxed);
+    }
+    for (d, s) in middle.iter().zip(src_middle.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(s);
+        d.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+    }
+    for (d, s) in tail.iter().zip(src_tail) {
+        d.store(*s, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Fills shared memory with `byte`, a word at a time where aligned.
+pub fn fill_bytes(dst: &[AtomicU8], byte: u8) {
+    let (head, middle, tail) = words(dst);
+    for d in head.iter().chain(tail) {
+        d.store(byte, Ordering::Relaxed);
+    }
+    let word = u64::from_ne_bytes([byte; 8]);
+    for d in middle {
+        d.store(word, Ordering::Relaxed);
+    }
 }

@@ -15,7 +15,7 @@ use windows_sys::Win32::System::Memory::{
     MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
 
-use super::{SegmentImpl, SegmentOptions};
+use super::{ObjectId, SegmentImpl, SegmentOptions};
 use crate::ShmName;
 
 #[derive(Debug)]
@@ -58,6 +58,19 @@ impl SegmentImpl for SegmentInner {
 
     fn unlink(_name: &ShmName) -> io::Result<()> {
         Ok(())
+    }
+
+    fn unlink_created(_name: &ShmName, _created: Option<ObjectId>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn created_object(&self) -> Option<ObjectId> {
+        None
+    }
+
+    /// Windows has no small per-process limit on the number of views.
+    fn mapping_budget() -> usize {
+        usize::MAX
     }
 
     fn as_ptr(&self) -> *mut u8 {
