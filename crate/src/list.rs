@@ -334,8 +334,8 @@ impl Layout {
             // So is a segment of zeros longer than an empty list (16 bytes) that no page
             // rounding explains: a creator (CPython's, say) that has sized it but not written
             // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
-            let being_written =
-                src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]) || (len > HEADER_LEN && len % PAGE_LEN != 0);
+            let being_written = src.word(HEADER_LEN).is_some_and(|w| w != [0; 8])
+                || (len > HEADER_LEN && !len.is_multiple_of(PAGE_LEN));
             if being_written {
                 return Err(Problem::Unfinished {
                     otherwise: Ok(Layout::empty()),
@@ -374,7 +374,7 @@ impl Layout {
             }
             let step = off
                 .checked_sub(prev)
-                .filter(|&d| d >= SLOT_ALIGN && d % SLOT_ALIGN == 0);
+                .filter(|&d| d >= SLOT_ALIGN && d.is_multiple_of(SLOT_ALIGN));
             if step.is_none() {
                 return Err(spans.into());
             }
@@ -1040,7 +1040,7 @@ fn legacy_or_bad_start<S: Source + ?Sized>(src: &S, n: usize, first: i64) -> Err
             .and_then(|k| k.checked_mul(8))
             .and_then(|at| src.word(at))
             .and_then(|w| usize::try_from(i64::from_ne_bytes(w)).ok())
-            .filter(|&s| s >= 8 && s % 8 == 0);
+            .filter(|&s| s >= 8 && s.is_multiple_of(8));
         data = data.zip(size).and_then(|(acc, s)| acc.checked_add(s));
         if data.is_none() {
             break;
