@@ -334,8 +334,8 @@ impl Layout {
             // So is a segment of zeros longer than an empty list (16 bytes) that no page
             // rounding explains: a creator (CPython's, say) that has sized it but not written
             // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
-            let being_written =
-                src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]) || (len > HEADER_LEN && len % PAGE_LEN != 0);
+            let being_written = src.word(HEADER_LEN).is_some_and(|w| w != [0; 8])
+                || (len > HEADER_LEN && !len.is_multiple_of(PAGE_LEN));
             if being_written {
                 return Err(Problem::Unfinished {
                     otherwise: Ok(Layout::empty()),
