@@ -39,13 +39,14 @@ prepare_prefix() {
   x86_64-w64-mingw32-gcc -O2 -shared -o "$WORK/bcryptprimitives.dll" "$CROSS/processprng.c" -lbcrypt
   cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
   # napi-build links a windows-gnu cdylib against libnode.dll; with napi's dyn-symbols feature
-  # the addon imports nothing from it, so an empty DLL satisfies the linker.
-  mkdir -p "$WORK/libnode"
-  echo 'int shmkit_libnode_stub;' >"$WORK/libnode/stub.c"
-  x86_64-w64-mingw32-gcc -shared -o "$WORK/libnode/libnode.dll" "$WORK/libnode/stub.c"
+  # the addon imports nothing from it, so an empty DLL satisfies the linker. It lives beside
+  # the build, not in $WORK: cargo keeps the build script's link path from the first run.
+  mkdir -p "$LIBNODE_PATH"
+  echo 'int shmkit_libnode_stub;' >"$LIBNODE_PATH/stub.c"
+  x86_64-w64-mingw32-gcc -shared -o "$LIBNODE_PATH/libnode.dll" "$LIBNODE_PATH/stub.c"
 }
 
-export LIBNODE_PATH="$WORK/libnode"
+export LIBNODE_PATH="$CROSS_TARGET_DIR/libnode"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 BUILD=(-Zbuild-std=std,panic_abort --target "$TARGET" --release)
