@@ -147,7 +147,7 @@ function runPythonAsync(py: Python, code: string, args: string[]): Promise<{ sta
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (status) => resolve({ status, stdout, stderr }))
+    child.on('close', (status) => resolve({ status, stdout, stderr }))
   })
 }
 

@@ -157,7 +157,7 @@ function finished(child: ChildProcess): Promise<{ code: number | null; signal: s
   let stderr = ''
   child.on('message', (m) => (last = m))
   child.stderr?.on('data', (d) => (stderr += d))
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, last, stderr })))
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, last, stderr })))
 }
 
 test('a peer rewriting formats and codes while every operation runs: clean ERR_SHM_CORRUPT, never a crash or a panic', async (t) => {

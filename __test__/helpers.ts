@@ -70,7 +70,9 @@ export function runChild(
       options.onMessage?.(m, child)
     })
     child.on('error', reject)
-    child.on('exit', (code, signal) => resolve({ code, signal, messages, stderr }))
+    // 'close', not 'exit': only then are the last IPC messages and stderr bytes in (a child
+    // that sends and exits at once could otherwise resolve with no message).
+    child.on('close', (code, signal) => resolve({ code, signal, messages, stderr }))
   })
 }
 

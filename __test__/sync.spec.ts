@@ -202,7 +202,7 @@ test('N processes and workers × M lock/unlock increments of a plain counter giv
       new Promise((resolve, reject) => {
         let report: { outcomes: string[] }
         child.on('message', (m) => (report = m as { outcomes: string[] }))
-        child.on('exit', (code) => (code === 0 ? resolve(report) : reject(new Error(`exit ${code}`))))
+        child.on('close', (code) => (code === 0 ? resolve(report) : reject(new Error(`exit ${code}`))))
       }),
     )
   }

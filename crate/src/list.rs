@@ -42,7 +42,7 @@ use std::ops::Range;
 use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::segment::{atomic_slice, fill_bytes, load_bytes, store_bytes};
+use crate::segment::{atomic_slice, fill_bytes, load_bytes, load_word, store_bytes};
 use crate::{Error, Result};
 
 /// One item of a list, borrowed: what is written, and what is read (borrowing a private copy).
@@ -374,7 +374,7 @@ impl Layout {
             }
             let step = off
                 .checked_sub(prev)
-                .filter(|&d| d >= SLOT_ALIGN && d % SLOT_ALIGN == 0);
+                .filter(|&d| d >= SLOT_ALIGN && d.is_multiple_of(SLOT_ALIGN));
             if step.is_none() {
                 return Err(spans.into());
             }
@@ -518,7 +518,7 @@ impl Layout {
             .copy_live(mem, index, scratch, Wanted::Data)?
             .ok_or_else(|| mid_write(index))?;
         match copied.kind? {
-            kind @ (Kind::Str(_) | Kind::Bytes(_)) => decode(kind, scratch, index),
+            kind @ (Kind::Str(_) | Kind::Bytes(_)) => decode(kind, scratch.as_slice(), index),
             kind => Ok(decode_word(kind, copied.word)),
         }
     }
@@ -563,17 +563,26 @@ impl Layout {
                     let n = *n;
                     let data = slot.get(..n).ok_or_else(|| corrupt("slot past the end"))?;
                     let both = n.saturating_mul(2);
-                    scratch.clear();
-                    scratch.try_reserve(both).map_err(|_| no_memory())?;
-                    scratch.resize(both, 0);
-                    let (first, second) = scratch.split_at_mut(n);
-                    let stable = copy.twice(data, first, second);
-                    scratch.truncate(n);
-                    stable
+                    // The buffer is reused across reads: it only ever grows.
+                    if scratch.len() < both {
+                        scratch
+                            .try_reserve(both.saturating_sub(scratch.len()))
+                            .map_err(|_| no_memory())?;
+                        scratch.resize(both, 0);
+                    }
+                    let (first, rest) = scratch.split_at_mut(n);
+                    let second = rest.get_mut(..n).ok_or_else(|| corrupt("short copy"))?;
+                    copy.twice(data, first, second)
                 }
                 (Ok(_), Wanted::Data) => {
                     let data = slot.get(..8).ok_or_else(|| corrupt("slot past the end"))?;
-                    copy.twice(data, &mut word, &mut [0u8; 8])
+                    match copy.twice_word(data) {
+                        Some(copied) => {
+                            word = copied;
+                            true
+                        }
+                        None => false,
+                    }
                 }
                 _ => copy.twice(&[], &mut [], &mut []),
             };
@@ -784,6 +793,19 @@ struct Copy<'m> {
 }
 
 impl Copy<'_> {
+    /// [`Copy::twice`] for an 8-byte word: the word, when stable.
+    fn twice_word(&self, data: &[AtomicU8]) -> Option<[u8; 8]> {
+        let first = load8(data);
+        fence(Ordering::Acquire);
+        let middle = self.code.load(Ordering::Relaxed);
+        let second_format = load8(self.format);
+        let second = load8(data);
+        fence(Ordering::Acquire);
+        let after = self.code.load(Ordering::Relaxed);
+        let stable = self.before == middle && middle == after && self.first_format == second_format && first == second;
+        stable.then_some(first)
+    }
+
     /// Copies `data` into `first`, then format and `data` again into `second`, reading the
     /// code between and after: `true` when nothing changed and no shmkit writer held the item
     /// meanwhile, so the first copy is one write's format with that write's data.
@@ -812,9 +834,7 @@ fn cell(mem: &[AtomicU8], at: usize) -> Result<&AtomicU8> {
 
 /// Eight bytes of shared memory, copied (one atomic load when aligned).
 fn load8(src: &[AtomicU8]) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    load_bytes(src, &mut out);
-    out
+    load_word(src)
 }
 
 /// Stores an item's data into its slot (at least 8 bytes; str/bytes known to fit).
@@ -1011,10 +1031,15 @@ fn parse_string_format(format: &[u8; 8]) -> Option<usize> {
     }
     let digits = text.strip_suffix(b"s")?;
     let leading_zero = digits.len() > 1 && digits.first() == Some(&b'0');
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || leading_zero {
+    if digits.is_empty() || leading_zero {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    // At most 7 digits: no overflow.
+    digits.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(usize::from(d.wrapping_sub(b'0'))))
+            .flatten()
+    })
 }
 
 fn show_format(format: &[u8; 8]) -> String {
@@ -1040,7 +1065,7 @@ fn legacy_or_bad_start<S: Source + ?Sized>(src: &S, n: usize, first: i64) -> Err
             .and_then(|k| k.checked_mul(8))
             .and_then(|at| src.word(at))
             .and_then(|w| usize::try_from(i64::from_ne_bytes(w)).ok())
-            .filter(|&s| s >= 8 && s % 8 == 0);
+            .filter(|&s| s >= 8 && s.is_multiple_of(8));
         data = data.zip(size).and_then(|(acc, s)| acc.checked_add(s));
         if data.is_none() {
             break;

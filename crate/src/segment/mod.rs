@@ -627,11 +627,32 @@ fn words(bytes: &[AtomicU8]) -> (&[AtomicU8], &[AtomicU64], &[AtomicU8]) {
     unsafe { bytes.align_to::<AtomicU64>() }
 }
 
+/// Copies 8 bytes of shared memory (`src` must be 8 long, else zeros come back): one relaxed
+/// atomic load when they are 8-aligned, as every slot and format of a list in a mapping is.
+pub fn load_word(src: &[AtomicU8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    if src.len() == 8 && src.as_ptr().cast::<AtomicU64>().is_aligned() {
+        // SAFETY: `src` is 8 valid bytes at an address aligned for AtomicU64, shared memory
+        // that is only ever accessed atomically from here.
+        let word = unsafe { &*src.as_ptr().cast::<AtomicU64>() };
+        out = word.load(Ordering::Relaxed).to_ne_bytes();
+    } else {
+        for (d, s) in out.iter_mut().zip(src) {
+            *d = s.load(Ordering::Relaxed);
+        }
+    }
+    out
+}
+
 /// Copies shared memory into `dst` (the same length) with relaxed atomic loads, a word at a
 /// time where aligned. Returns `false`, copying nothing, when the lengths differ.
 pub fn load_bytes(src: &[AtomicU8], dst: &mut [u8]) -> bool {
     if src.len() != dst.len() {
         return false;
+    }
+    if let Ok(word) = <&mut [u8; 8]>::try_from(&mut *dst) {
+        *word = load_word(src);
+        return true;
     }
     let (head, middle, tail) = words(src);
     let (dst_head, rest) = dst.split_at_mut(head.len());

@@ -32,14 +32,7 @@ impl SegmentImpl for SegmentInner {
     fn create(name: &ShmName, len: usize, options: &SegmentOptions) -> io::Result<Self> {
         let fd = shm_open(name, Access::CreateExclusive, options.mode_bits())?;
         // From here on the name exists: any failure must remove it again, or it leaks.
-        let sized = set_mode(&fd, options.mode_bits())
-            .and_then(|()| size_object(&fd, len, options.reserves()))
-            .and_then(|()| object_id(&fd))
-            .and_then(|created| {
-                let mut inner = map(&fd, len)?;
-                inner.created = created;
-                Ok(inner)
-            });
+        let sized = prepare_new(&fd, len, options);
         if sized.is_err() {
             let _ = shm_unlink(name);
         }
@@ -98,6 +91,16 @@ impl SegmentImpl for SegmentInner {
     ) -> Option<io::Result<(Self, ShmName)>> {
         linked::create(len, options, fill, names)
     }
+}
+
+/// A new object's mode, size and reservation set, its identity recorded, and its mapping.
+fn prepare_new(fd: &OwnedFd, len: usize, options: &SegmentOptions) -> io::Result<SegmentInner> {
+    set_mode(fd, options.mode_bits())?;
+    size_object(fd, len, options.reserves())?;
+    let created = object_id(fd)?;
+    let mut inner = map(fd, len)?;
+    inner.created = created;
+    Ok(inner)
 }
 
 fn size_object(fd: &OwnedFd, len: usize, reserve: bool) -> io::Result<()> {
@@ -349,7 +352,7 @@ mod linked {
     use rustix::fs::{AtFlags, Mode, OFlags, CWD};
     use rustix::io::Errno;
 
-    use super::{map, object_id, set_mode, size_object, SegmentInner, SegmentOptions};
+    use super::{prepare_new, SegmentInner, SegmentOptions};
     use crate::ShmName;
 
     /// Where glibc's and rustix's `shm_open` keep their objects.
@@ -370,15 +373,8 @@ mod linked {
         // Without /proc the object could never get its name: say so before `fill` runs, so
         // the caller can create by name and fill that instead.
         rustix::fs::stat(&source).ok()?;
-        let mapped = set_mode(&fd, options.mode_bits())
-            .and_then(|()| size_object(&fd, len, options.reserves()))
-            .and_then(|()| object_id(&fd))
-            .and_then(|created| {
-                let mut inner = map(&fd, len)?;
-                // A link keeps the inode: cleanup recognises the object under its final name.
-                inner.created = created;
-                Ok(inner)
-            });
+        // A link keeps the inode: cleanup recognises the object under its final name.
+        let mapped = prepare_new(&fd, len, options);
         let inner = match mapped {
             Ok(inner) => inner,
             Err(e) => return Some(Err(e)),
