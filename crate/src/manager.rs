@@ -72,6 +72,7 @@ impl Manager {
         }
         let segment = SegmentOptions::new().track(true).create_filled(size, fill)?;
         self.names.push(segment.name().to_owned());
+        // `shutdown` pairs names with identities: one of each per segment, or they drift apart.
         self.created.push(segment.created_object());
         Ok(segment)
     }

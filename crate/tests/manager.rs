@@ -32,6 +32,18 @@ fn shutdown_unlinks_and_forbids_more() {
 }
 
 #[test]
+fn shutdown_unlinks_filled_segments_and_what_follows_them() {
+    let mut manager = Manager::new();
+    let filled = manager.create_filled(64, |_| Ok(())).unwrap();
+    let plain = manager.create(64).unwrap();
+    let names = [filled.name().to_owned(), plain.name().to_owned()];
+    manager.shutdown();
+    // Windows: a section lives until its last handle closes.
+    drop((filled, plain));
+    assert_eq!(names.map(|n| exists(&n)), [false, false]);
+}
+
+#[test]
 fn drop_unlinks_even_what_the_user_unlinked_first() {
     let mut manager = Manager::new();
     let a = manager.create(10).unwrap();

@@ -8,8 +8,9 @@ test_tree() {
   local dir="$1"
   shift
   mkdir -p "$dir"
-  (cd "$ROOT" && tar cf - package.json package-lock.json index.js index.d.ts README.md LICENSE __test__ examples npm) \
-    | tar xf - -C "$dir"
+  # Every tracked file but the Rust sources and the CI machinery.
+  (cd "$ROOT" && git ls-files -z | grep -zvE '^(crate|src|benchmark|scripts|\.github|\.ci)/' \
+    | tar cf - --null -T -) | tar xf - -C "$dir"
   if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci" 2>/dev/null; then
     rm -rf "$dir/node_modules"
     (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error "$@" >/dev/null)
