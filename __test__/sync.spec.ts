@@ -85,7 +85,9 @@ test('closing the segment ends a pending waitAsync with ERR_SHM_CLOSED, and late
   const closedAt = performance.now()
   shm.close()
   await t.throwsAsync(pending, { code: 'ERR_SHM_CLOSED' })
-  t.true(performance.now() - closedAt < 1000)
+  // The wait has no timeout of its own: it ended because of close (within a 50 ms slice; the
+  // bound is loose for a loaded machine or an emulator, where 1 s was seen to be too tight).
+  t.true(performance.now() - closedAt < 10_000)
   t.throws(() => shm.wait(0, 0, 0), { code: 'ERR_SHM_CLOSED' })
   t.throws(() => shm.notify(0), { code: 'ERR_SHM_CLOSED' })
   t.throws(() => shm.waitAsync(0, 0), { code: 'ERR_SHM_CLOSED' })

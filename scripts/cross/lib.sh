@@ -15,7 +15,7 @@ RUST_WEB_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy libstd-rust-
 # Their shared libraries' own dependencies (dpkg -x installs none).
 RUST_WEB_DEPENDS=(libllvm22 libcurl4 libgit2-1.5 libsqlite3-0 libssh2-1 libssl3 gcc libc6-dev binutils ca-certificates)
 # Cross builds go to their own target dir: another rustc would invalidate target/'s cache.
-CROSS_TARGET_DIR="$ROOT/target/cross"
+CROSS_TARGET_DIR="${SHMKIT_CROSS_TARGET_DIR:-$ROOT/target/cross}"
 
 export DEBIAN_FRONTEND=noninteractive
 
