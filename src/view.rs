@@ -187,7 +187,9 @@ impl View {
 pub(crate) fn hint_never_taken(status: sys::napi_status) -> bool {
     matches!(
         status,
-        sys::Status::napi_invalid_arg | sys::Status::napi_pending_exception | sys::Status::napi_no_external_buffers_allowed
+        sys::Status::napi_invalid_arg
+            | sys::Status::napi_pending_exception
+            | sys::Status::napi_no_external_buffers_allowed
     )
 }
 

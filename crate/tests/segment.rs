@@ -263,5 +263,8 @@ fn names_of_255_bytes_work_and_256_are_invalid() {
     assert_eq!(&got, b"long");
     assert!(std::path::Path::new(&format!("/dev/shm/{name}")).exists());
     unlink(&name).unwrap();
-    assert_eq!(Segment::open(&format!("{name}y")).unwrap_err().code(), "ERR_SHM_INVALID_NAME");
+    assert_eq!(
+        Segment::open(&format!("{name}y")).unwrap_err().code(),
+        "ERR_SHM_INVALID_NAME"
+    );
 }

@@ -53,6 +53,7 @@ pub(crate) struct ObjectId {
     inode: u64,
 }
 
+#[cfg_attr(windows, allow(dead_code))] // Windows sections need no cleanup, so no identity
 impl ObjectId {
     /// `None` where the OS gives the object no inode (macOS shm objects report 0).
     pub(crate) fn new(device: u64, inode: u64) -> Option<ObjectId> {
@@ -95,7 +96,9 @@ impl MappingSlot {
     fn take(name: &str) -> Result<MappingSlot> {
         let budget = os::SegmentInner::mapping_budget();
         LIVE_MAPPINGS
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < budget).then(|| live + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < budget).then(|| live + 1)
+            })
             .map(|_| MappingSlot(()))
             .map_err(|live| Error::TooManyMappings {
                 name: name.to_owned(),
@@ -512,6 +515,7 @@ pub(crate) fn unlink_created(name: &str, created: Option<ObjectId>) -> Result<()
 }
 
 /// The helper's variant of [`unlink_created`]: no tracker (it *is* the tracker), no error.
+#[cfg_attr(windows, allow(dead_code))] // there is no helper on Windows
 pub(crate) fn unlink_created_quietly(name: &str, created: Option<ObjectId>) {
     if let Ok(name) = ShmName::new(name) {
         let _ = os::SegmentInner::unlink_created(&name, created);

@@ -140,7 +140,11 @@ fn shm_open(name: &ShmName, access: Access, mode: u32) -> io::Result<OwnedFd> {
         Access::CreateExclusive => OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
         Access::Existing => OFlags::RDWR,
     };
-    Ok(rustix::shm::open(name.os_name(), flags, Mode::from_raw_mode(mode as _))?)
+    Ok(rustix::shm::open(
+        name.os_name(),
+        flags,
+        Mode::from_raw_mode(mode as _),
+    )?)
 }
 
 /// `shm_unlink`—removes the name `/name` (on Linux `unlink("/dev/shm/name")`, as glibc does;
