@@ -76,6 +76,7 @@ for (const [what, how, end] of paths) {
     })
     t.is(report.names.length, 4)
     t.true(report.names.every(exists), 'the segments existed while the creator lived')
+    child.send('go')
     end(child)
     const status = await exited(child)
     t.log(`creator ended with ${JSON.stringify(status)}`)
