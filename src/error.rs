@@ -17,6 +17,8 @@ pub const INVALID_NAME: Code = Code("ERR_SHM_INVALID_NAME");
 pub const INVALID_SIZE: Code = Code("ERR_SHM_INVALID_SIZE");
 pub const NO_EXTERNAL_BUFFERS: Code = Code("ERR_SHM_NO_EXTERNAL_BUFFERS");
 pub const INVALID_ARG_TYPE: Code = Code("ERR_INVALID_ARG_TYPE");
+pub const INVALID_ARG_VALUE: Code = Code("ERR_INVALID_ARG_VALUE");
+pub const PANIC: Code = Code("ERR_SHM_PANIC");
 /// napi-rs skips re-throwing an error with this status when one is already pending, which
 /// is how a RangeError thrown by hand travels out of a `#[napi]` function.
 pub const PENDING: Code = Code("PendingException");
@@ -35,6 +37,38 @@ pub fn range_error(env: &Env, code: Code, message: impl Into<String>) -> Error<C
     // SAFETY: `raw` is the live env of the current call.
     unsafe { JsRangeError::from(Error::new(code, message.into())).throw_into(raw) };
     Error::new(PENDING, String::new())
+}
+
+/// Throws a `TypeError` with code `ERR_INVALID_ARG_TYPE`, as Node's own argument checks do,
+/// and returns the error that tells napi-rs it is pending.
+pub fn type_error(env: &Env, message: impl Into<String>) -> Error<Code> {
+    let raw = env.raw();
+    // SAFETY: `raw` is the live env of the current call.
+    unsafe { JsTypeError::from(Error::new(INVALID_ARG_TYPE, message.into())).throw_into(raw) };
+    Error::new(PENDING, String::new())
+}
+
+/// The error a caught panic becomes. No panic is reachable by design; this is the last line
+/// that keeps a bug from aborting the user's process at the `extern "C"` boundary.
+pub fn panicked(message: &str) -> Error<Code> {
+    error(PANIC, format!("internal error in shmkit (please report it): {message}"))
+}
+
+/// The text a panic was raised with.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
+
+/// Runs the body of a Node-API entry point, turning a panic into `ERR_SHM_PANIC`. (napi-rs's
+/// own `catch_unwind` option, set on every export as well, guards its argument and return
+/// conversions, but it reports panics as `GenericFailure`.)
+pub fn guard<T>(body: impl FnOnce() -> Result<T, Code>) -> Result<T, Code> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+        .unwrap_or_else(|payload| Err(panicked(panic_message(&*payload))))
 }
 
 /// Maps a failed raw Node-API call to an error (the raw status number is in the message).
@@ -74,11 +108,13 @@ pub fn options<T: FromNapiValue>(env: &Env, value: Option<Unknown>, what: &str) 
             // SAFETY: `value` is a live object of the current call's env.
             unsafe { T::from_napi_value(env.raw(), value.raw()) }
                 .map(Some)
-                .map_err(|e| error(INVALID_ARG_TYPE, format!("{what}: {}", e.reason)))
+                .map_err(|e| {
+                    type_error(
+                        env,
+                        format!("The \"{what}\" argument has a property of the wrong type: {}", e.reason),
+                    )
+                })
         }
-        other => Err(error(
-            INVALID_ARG_TYPE,
-            format!("{what} must be an object, not {other:?}"),
-        )),
+        _ => Err(crate::args::wrong_type(env, what, "an object", &value)),
     }
 }

@@ -15,7 +15,7 @@ use std::ptr;
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::error::{check, error, Code, INVALID_ARG_TYPE};
+use crate::error::{check, panic_message, panicked, type_error, Code};
 use crate::shareable_list::ShareableList;
 
 /// Installs the callbacks on `ShareableList.prototype`. `collect` is a JS function
@@ -99,11 +99,8 @@ unsafe fn call(
             unsafe { JsError::from(err).throw_into(env) };
             ptr::null_mut()
         }
-        Err(_) => {
-            let err = error(
-                Code("ERR_SHM_PANIC"),
-                "internal error in shmkit (a Rust panic); the list is unchanged",
-            );
+        Err(payload) => {
+            let err = panicked(panic_message(&*payload));
             // SAFETY: `env` is the env of the current call.
             unsafe { JsError::from(err).throw_into(env) };
             ptr::null_mut()
@@ -119,7 +116,10 @@ unsafe fn receiver<'a>(env: &Env, this: sys::napi_value) -> Result<&'a Shareable
     // SAFETY: `this` is a value of this env; `tag` outlives the call.
     let status = unsafe { sys::napi_check_object_type_tag(env.raw(), this, &tag, &mut tagged) };
     if status != sys::Status::napi_ok || !tagged {
-        return Err(error(INVALID_ARG_TYPE, "this method must be called on a ShareableList"));
+        return Err(type_error(
+            env,
+            "a ShareableList method was called on an object that is not a ShareableList",
+        ));
     }
     let mut native = ptr::null_mut();
     // SAFETY: the type tag proves napi-rs wrapped a ShareableList in `this`.

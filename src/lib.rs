@@ -5,6 +5,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+mod args;
 mod error;
 mod fast;
 mod held;
@@ -24,7 +25,7 @@ pub use shared_memory::SharedMemory;
 
 /// Adds what napi-rs cannot declare in Rust (Symbol.dispose, util.inspect.custom) to the
 /// exported classes of each environment that loads the addon.
-#[napi(module_exports)]
+#[napi(module_exports, catch_unwind)]
 pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
     env.add_env_cleanup_hook((), |()| {
         sync::retire_pending();
@@ -40,7 +41,31 @@ pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
 
 /// The pid of this process's cleanup helper while one runs (it unlinks tracked segments if
 /// this process dies); `null` when nothing is tracked or on Windows. For diagnostics and tests.
-#[napi]
+#[napi(catch_unwind)]
 pub fn tracker_pid() -> Option<u32> {
     shmkit_core::tracker::helper_pid()
+}
+
+/// Test hook for the panic guard (not part of the API): with `SHMKIT_TEST_HOOKS=1` in the
+/// environment it panics inside a guarded entry point (`"sync"`) or inside an async waiter's
+/// thread (`"async"`, returns a promise), so the suite can check that a bug in shmkit becomes
+/// an `ERR_SHM_PANIC` error instead of aborting the process. Without the variable it only throws.
+#[napi(skip_typescript, js_name = "_panicForTests", catch_unwind)]
+pub fn panic_for_tests<'env>(
+    env: &'env Env,
+    #[napi(ts_arg_type = "string")] kind: Unknown,
+) -> Result<Unknown<'env>, error::Code> {
+    error::guard(|| {
+        let kind = args::string(env, kind, "kind")?;
+        if std::env::var_os("SHMKIT_TEST_HOOKS").is_none_or(|v| v != "1") {
+            return Err(error::error(error::INVALID_ARG_VALUE, "test hooks are off"));
+        }
+        match kind.as_str() {
+            "async" => {
+                let promise = sync::spawn_promise(env, "test", || panic!("panic requested by a test"))?;
+                Ok(promise.to_unknown())
+            }
+            _ => panic!("panic requested by a test"),
+        }
+    })
 }

@@ -16,7 +16,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use shmkit_core::lock;
 
-use crate::error::{check, error, from_core, Code, CLOSED};
+use crate::args;
+use crate::error::{check, error, from_core, guard, Code, CLOSED};
 use crate::held::Held;
 use crate::shared_memory::SharedMemory;
 use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
@@ -41,32 +42,33 @@ pub struct ShmLock {
 impl ShmLock {
     /// Makes a new, free lock in `shm` at `byteOffset` (writes 0 there). Do it once, before
     /// other processes open it.
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn create(
         env: Env,
-        #[napi(ts_arg_type = "SharedMemory")] shm: ClassInstance<SharedMemory>,
-        byte_offset: f64,
+        #[napi(ts_arg_type = "SharedMemory")] shm: Unknown,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
     ) -> Result<Self, Code> {
-        Self::new_with(&env, shm, byte_offset, lock::ShmLock::create)
+        guard(|| Self::new_with(&env, shm, byte_offset, lock::ShmLock::create))
     }
 
     /// A handle on the lock made in `shm` at `byteOffset` (a zero-filled word is a free lock).
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn open(
         env: Env,
-        #[napi(ts_arg_type = "SharedMemory")] shm: ClassInstance<SharedMemory>,
-        byte_offset: f64,
+        #[napi(ts_arg_type = "SharedMemory")] shm: Unknown,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
     ) -> Result<Self, Code> {
-        Self::new_with(&env, shm, byte_offset, lock::ShmLock::open)
+        guard(|| Self::new_with(&env, shm, byte_offset, lock::ShmLock::open))
     }
 
     fn new_with(
         env: &Env,
-        shm: ClassInstance<SharedMemory>,
-        offset: f64,
+        shm: Unknown,
+        offset: Unknown,
         make: fn(Arc<shmkit_core::Segment>, usize) -> shmkit_core::Result<lock::ShmLock>,
     ) -> Result<Self, Code> {
-        let offset = byte_offset(offset)?;
+        let shm = args::instance::<SharedMemory>(env, shm, "shm", "SharedMemory")?;
+        let offset = byte_offset(args::number(env, offset, "byteOffset")?)?;
         let segment = Arc::clone((*shm).segment()?);
         let inner = make(segment, offset).map_err(from_core)?;
         Ok(ShmLock {
@@ -87,78 +89,98 @@ impl ShmLock {
     /// thread holds it: `'acquired'`, `'owner-died'` (taken over from a dead holder: repair the
     /// data) or `'timed-out'`. Blocks this thread; `lockAsync` does not. Throws `EDEADLK` if this
     /// handle holds it already, `ERR_SHM_CLOSED` if its SharedMemory was closed.
-    #[napi(ts_return_type = "LockResult | 'timed-out'")]
-    pub fn lock(&self, timeout_ms: Option<f64>) -> Result<&'static str, Code> {
-        let timeout = timeout(timeout_ms)?;
-        self.inner()?
-            .lock(timeout)
-            .map(|locked| locked_name(locked, "timed-out"))
-            .map_err(from_core)
+    #[napi(ts_return_type = "LockResult | 'timed-out'", catch_unwind)]
+    pub fn lock(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "number | undefined | null")] timeout_ms: Option<Unknown>,
+    ) -> Result<&'static str, Code> {
+        guard(|| {
+            let timeout = timeout(args::optional_number(&env, timeout_ms, "timeoutMs")?)?;
+            self.inner()?
+                .lock(timeout)
+                .map(|locked| locked_name(locked, "timed-out"))
+                .map_err(from_core)
+        })
     }
 
     /// Takes the lock only if it is free (or its holder died): `'acquired'`, `'owner-died'` or
     /// `'busy'`. Never waits.
-    #[napi(ts_return_type = "LockResult | 'busy'")]
+    #[napi(ts_return_type = "LockResult | 'busy'", catch_unwind)]
     pub fn try_lock(&self) -> Result<&'static str, Code> {
-        self.inner()?
-            .try_lock()
-            .map(|locked| locked_name(locked, "busy"))
-            .map_err(from_core)
+        guard(|| {
+            self.inner()?
+                .try_lock()
+                .map(|locked| locked_name(locked, "busy"))
+                .map_err(from_core)
+        })
     }
 
     /// `lock` without blocking the event loop: waits on a thread of its own; the promise
     /// settles with what `lock` returns, or rejects (`ERR_SHM_CLOSED` if the SharedMemory is
     /// closed meanwhile).
-    #[napi(ts_return_type = "Promise<LockResult | 'timed-out'>")]
-    pub fn lock_async<'env>(&self, env: &'env Env, timeout_ms: Option<f64>) -> Result<Object<'env>, Code> {
-        let timeout = timeout(timeout_ms)?;
-        let inner = Arc::clone(self.inner()?);
-        crate::sync::track_pending(inner.segment());
-        spawn_promise(env, "lock", move || {
-            inner.lock(timeout).map(|locked| locked_name(locked, "timed-out"))
+    #[napi(ts_return_type = "Promise<LockResult | 'timed-out'>", catch_unwind)]
+    pub fn lock_async<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "number | undefined | null")] timeout_ms: Option<Unknown>,
+    ) -> Result<Object<'env>, Code> {
+        guard(|| {
+            let timeout = timeout(args::optional_number(env, timeout_ms, "timeoutMs")?)?;
+            let inner = Arc::clone(self.inner()?);
+            crate::sync::track_pending(inner.segment());
+            spawn_promise(env, "lock", move || {
+                inner.lock(timeout).map(|locked| locked_name(locked, "timed-out"))
+            })
         })
     }
 
     /// Releases the lock and wakes one waiter. Throws `EPERM` if this handle does not hold it.
     /// Works after its SharedMemory was closed, so a holder can always let go.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unlock(&self) -> Result<(), Code> {
-        self.inner()?.unlock().map_err(from_core)
+        guard(|| self.inner()?.unlock().map_err(from_core))
     }
 
     /// Whether this handle holds the lock.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn held(&self) -> bool {
         self.inner.as_ref().is_some_and(|inner| inner.is_held())
     }
 
     /// The pid the lock names as its holder: 0 when free (for diagnostics; it may change at
     /// any moment).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn holder(&self) -> Result<u32, Code> {
-        self.inner()?.holder().map_err(from_core)
+        guard(|| self.inner()?.holder().map_err(from_core))
     }
 
     /// The lock's byte offset in its segment.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn byte_offset(&self) -> f64 {
         self.offset as f64
     }
 
     /// The SharedMemory the lock lives in (the same object on every access); `null` after `close()`.
-    #[napi(getter, ts_return_type = "SharedMemory | null")]
+    #[napi(getter, ts_return_type = "SharedMemory | null", catch_unwind)]
     pub fn shm<'env>(&self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
-        let Some(shm) = &self.shm else { return Ok(None) };
-        let value = shm.value(env)?;
-        // SAFETY: `value` was just produced by this env.
-        Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), value) }))
+        guard(|| {
+            let Some(shm) = &self.shm else { return Ok(None) };
+            let value = shm.value(env)?;
+            // SAFETY: `value` was just produced by this env.
+            Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), value) }))
+        })
     }
 
     /// For `manners.js` only: an Int32Array over this handle's state word (holding the handle
     /// alive), or `undefined` where external buffers are refused (the fast path then stays off).
     /// Made once per handle: V8 must not see two backing stores over one pointer.
-    #[napi(skip_typescript, js_name = "_handleState")]
+    #[napi(skip_typescript, js_name = "_handleState", catch_unwind)]
     pub fn handle_state<'env>(&mut self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
+        guard(|| self.export_handle_state(env))
+    }
+
+    fn export_handle_state<'env>(&mut self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
         if self.state_exported {
             return Err(error(Code("ERR_SHM_INTERNAL"), "_handleState is made once per ShmLock"));
         }
@@ -210,29 +232,31 @@ impl ShmLock {
     }
 
     /// For `manners.js` only: the process id the fast path writes into the lock word.
-    #[napi(skip_typescript, js_name = "_pid")]
+    #[napi(skip_typescript, js_name = "_pid", catch_unwind)]
     pub fn pid(&self) -> Result<u32, Code> {
-        Ok(self.inner()?.pid())
+        guard(|| Ok(self.inner()?.pid()))
     }
 
     /// For `manners.js` only: wakes one waiter after a JS unlock that saw the waiters bit.
-    #[napi(skip_typescript, js_name = "_wakeWaiter")]
+    #[napi(skip_typescript, js_name = "_wakeWaiter", catch_unwind)]
     pub fn wake_waiter(&self) -> Result<(), Code> {
-        self.inner()?.wake_waiter().map_err(from_core)
+        guard(|| self.inner()?.wake_waiter().map_err(from_core))
     }
 
     /// Unlocks if this handle holds the lock, then lets go of the segment (the mapping is
     /// unmapped once its SharedMemory is closed too). Calling it twice is harmless.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self, env: &Env) -> Result<(), Code> {
-        if let Some(shm) = self.shm.take() {
-            shm.release(env);
-        }
-        // The JS fast path sees the CLOSED state and falls back to the methods here.
-        match self.inner.take() {
-            Some(inner) => inner.close().map_err(from_core),
-            None => Ok(()),
-        }
+        guard(|| {
+            if let Some(shm) = self.shm.take() {
+                shm.release(env);
+            }
+            // The JS fast path sees the CLOSED state and falls back to the methods here.
+            match self.inner.take() {
+                Some(inner) => inner.close().map_err(from_core),
+                None => Ok(()),
+            }
+        })
     }
 }
 

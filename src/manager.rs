@@ -9,7 +9,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use shmkit_core::Manager;
 
-use crate::error::{error, from_core, Code, CLOSED};
+use crate::args;
+use crate::error::{error, from_core, guard, Code, CLOSED};
 use crate::held::Held;
 use crate::item::OwnedItem;
 use crate::shareable_list::{items_of, ShareableList};
@@ -42,7 +43,7 @@ pub struct SharedMemoryManager {
 #[napi]
 impl SharedMemoryManager {
     /// A manager that owns nothing yet; usable at once (`start()` is optional).
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new() -> Self {
         let inner = Rc::new(RefCell::new(Manager::new()));
         LIVE.with(|live| {
@@ -55,18 +56,25 @@ impl SharedMemoryManager {
 
     /// Kept for parity with Python (`smm.start()`); returns the manager. Calling it again is
     /// harmless. After `shutdown()` it throws `ERR_SHM_CLOSED`.
-    #[napi(ts_return_type = "this")]
+    #[napi(ts_return_type = "this", catch_unwind)]
     pub fn start<'a>(&self, this: This<'a>) -> Result<This<'a>, Code> {
         self.ensure_running()?;
         Ok(this)
     }
 
     /// A new segment of `size` bytes, owned (and eventually unlinked) by this manager.
-    #[napi(js_name = "SharedMemory")]
-    pub fn shared_memory(&mut self, env: Env, this: This, size: f64) -> Result<SharedMemory, Code> {
-        let size = checked_size(size)?;
-        let segment = self.inner.borrow_mut().create(size).map_err(from_core)?;
-        Ok(SharedMemory::owned_by(segment, self.held(&env, &this)?))
+    #[napi(js_name = "SharedMemory", catch_unwind)]
+    pub fn shared_memory(
+        &mut self,
+        env: Env,
+        this: This,
+        #[napi(ts_arg_type = "number")] size: Unknown,
+    ) -> Result<SharedMemory, Code> {
+        guard(|| {
+            let size = checked_size(args::number(&env, size, "size")?)?;
+            let segment = self.inner.borrow_mut().create(size).map_err(from_core)?;
+            Ok(SharedMemory::owned_by(segment, self.held(&env, &this)?))
+        })
     }
 
     /// A strong hold on this manager's JS object, for a segment it hands out.
@@ -75,8 +83,16 @@ impl SharedMemoryManager {
     }
 
     /// A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager.
-    #[napi(js_name = "ShareableList", ts_args_type = "sequence?: Iterable<Item> | null")]
+    #[napi(
+        js_name = "ShareableList",
+        ts_args_type = "sequence?: Iterable<Item> | null",
+        catch_unwind
+    )]
     pub fn shareable_list(&mut self, env: Env, this: This, sequence: Option<Unknown>) -> Result<ShareableList, Code> {
+        guard(|| self.make_list(env, this, sequence))
+    }
+
+    fn make_list(&mut self, env: Env, this: This, sequence: Option<Unknown>) -> Result<ShareableList, Code> {
         self.ensure_running()?;
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
         let items: Vec<OwnedItem> = match sequence {
@@ -89,13 +105,13 @@ impl SharedMemoryManager {
     }
 
     /// Names of the segments this manager made and will unlink.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn segments(&self) -> Vec<String> {
         self.inner.borrow().segments().to_vec()
     }
 
     /// Whether `shutdown()` has run.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.inner.borrow().is_shut_down()
     }
@@ -103,7 +119,7 @@ impl SharedMemoryManager {
     /// Unlinks every segment this manager made. Handles already held in this process stay
     /// readable until closed, as in CPython. Calling it again does nothing; creating through
     /// the manager afterwards throws `ERR_SHM_CLOSED`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn shutdown(&self) {
         self.inner.borrow_mut().shutdown();
     }

@@ -8,6 +8,11 @@
   const define = (klass, key, value) =>
     Object.defineProperty(klass.prototype, key, { value, writable: true, configurable: true, enumerable: false })
 
+  for (const name of ['SharedMemory', 'ShareableList', 'ShmLock', 'SharedMemoryManager']) {
+    guardReceivers(exports[name])
+    exports[name] = requireNew(exports[name])
+  }
+
   const { SharedMemory } = exports
   define(SharedMemory, Symbol.dispose, function dispose() {
     this.close()
@@ -101,6 +106,66 @@
       // Bit 31 (the sign bit here) says a waiter may sleep: wake one.
       if (Atomics.exchange(fast.word, 0, 0) < 0) this._wakeWaiter()
     })
+  }
+
+  // A method called on another object: V8 says "Illegal invocation" (methods) and napi-rs
+  // "InvalidArg" (accessors), both without a code. Give them Node's ERR_INVALID_ARG_TYPE.
+  function guardReceivers(klass) {
+    const receiverError = (err, key) => {
+      if (!(err instanceof Error) || !(err.message === 'Illegal invocation' || err.code === 'InvalidArg')) return err
+      const wrong = new TypeError(`${klass.name}.prototype.${key} was called on an object that is not a ${klass.name}`)
+      wrong.code = 'ERR_INVALID_ARG_TYPE'
+      return wrong
+    }
+    for (const [key, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(klass.prototype))) {
+      if (key === 'constructor') continue
+      const { value: method, get, set } = descriptor
+      if (typeof method === 'function') {
+        descriptor.value = {
+          [key](...args) {
+            try {
+              return Reflect.apply(method, this, args)
+            } catch (err) {
+              throw receiverError(err, key)
+            }
+          },
+        }[key]
+      } else if (get) {
+        descriptor.get = function () {
+          try {
+            return Reflect.apply(get, this, [])
+          } catch (err) {
+            throw receiverError(err, key)
+          }
+        }
+        if (set) {
+          descriptor.set = function (value) {
+            try {
+              Reflect.apply(set, this, [value])
+            } catch (err) {
+              throw receiverError(err, key)
+            }
+          }
+        }
+      } else {
+        continue
+      }
+      Object.defineProperty(klass.prototype, key, descriptor)
+    }
+  }
+
+  // Python constructs by calling the class; in JS, `SharedMemory({...})` without `new` would
+  // run the native constructor on the global object. Refuse it before anything happens.
+  function requireNew(klass) {
+    const guarded = new Proxy(klass, {
+      apply() {
+        const err = new TypeError(`Class constructor ${klass.name} cannot be invoked without 'new'`)
+        err.code = 'ERR_CONSTRUCT_CALL_REQUIRED'
+        throw err
+      },
+    })
+    Object.defineProperty(klass.prototype, 'constructor', { value: guarded, writable: true, configurable: true, enumerable: false })
+    return guarded
   }
 
   // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function

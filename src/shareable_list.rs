@@ -7,7 +7,8 @@ use napi_derive::napi;
 use shmkit_core::list::Layout;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
-use crate::error::{error, from_core, range_error, Code, INVALID_ARG_TYPE};
+use crate::args;
+use crate::error::{error, from_core, guard, range_error, type_error, Code, INVALID_ARG_TYPE};
 use crate::held::Held;
 use crate::item::{from_js, to_js, OwnedItem};
 use crate::shared_memory::SharedMemory;
@@ -43,9 +44,14 @@ impl ShareableList {
     /// `ShareableList(sequence=None, *, name=None)`.
     #[napi(
         constructor,
+        catch_unwind,
         ts_args_type = "sequence?: Iterable<Item> | null, options?: ShareableListOptions | null"
     )]
     pub fn new(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
+        guard(|| Self::construct(env, sequence, options))
+    }
+
+    fn construct(env: Env, sequence: Option<Unknown>, options: Option<Unknown>) -> Result<Self, Code> {
         let options: Option<ShareableListOptions> = crate::error::options(&env, options, "options")?;
         let (name, track) = options.map_or((None, None), |o| (o.name, o.track));
         let sequence = sequence.filter(|s| !matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined)));
@@ -62,9 +68,9 @@ impl ShareableList {
     }
 
     /// Attaches to the list in an existing segment; its layout is validated first.
-    #[napi(factory)]
-    pub fn open(env: Env, name: String) -> Result<Self, Code> {
-        Self::attach(env, &name)
+    #[napi(factory, catch_unwind)]
+    pub fn open(env: Env, #[napi(ts_arg_type = "string")] name: Unknown) -> Result<Self, Code> {
+        guard(|| Self::attach(env, &args::string(&env, name, "name")?))
     }
 
     fn attach(env: Env, name: &str) -> Result<Self, Code> {
@@ -117,24 +123,28 @@ impl ShareableList {
     }
 
     /// The segment holding the list (the same object on every access).
-    #[napi(getter, ts_return_type = "SharedMemory")]
+    #[napi(getter, ts_return_type = "SharedMemory", catch_unwind)]
     pub fn shm<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        let value = self.shm.value(env)?;
-        // SAFETY: `value` was just produced by this env.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        guard(|| {
+            let value = self.shm.value(env)?;
+            // SAFETY: `value` was just produced by this env.
+            Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        })
     }
 
     /// Number of items (fixed at creation).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn length(&self) -> u32 {
         self.layout.len() as u32
     }
 
     /// The struct formats of all items, concatenated: the same string as Python's `.format`.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn format(&self) -> Result<String, Code> {
-        let name = self.shm_ref().name();
-        self.layout.format_live(self.bytes()?).map_err(|e| corrupt_in(&name, e))
+        guard(|| {
+            let name = self.shm_ref().name();
+            self.layout.format_live(self.bytes()?).map_err(|e| corrupt_in(&name, e))
+        })
     }
 
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
@@ -177,37 +187,41 @@ impl ShareableList {
     }
 
     /// How many items equal `value` (Python's `==`: `1`, `1.0`, `true` and `1n` are equal).
-    #[napi(ts_args_type = "value: Item")]
+    #[napi(ts_args_type = "value: Item", catch_unwind)]
     pub fn count(&self, env: Env, value: Unknown) -> Result<u32, Code> {
-        let needle = from_js(&env, value.raw())?;
-        let count = self
-            .layout
-            .count(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-        Ok(count as u32)
+        guard(|| {
+            let needle = from_js(&env, value.raw())?;
+            let count = self
+                .layout
+                .count(self.bytes()?, &needle.item())
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
+            Ok(count as u32)
+        })
     }
 
     /// The first index holding `value` (Python's `==`); throws `ERR_SHM_VALUE_NOT_FOUND` when
     /// absent, as Python's `index()` raises ValueError.
-    #[napi(ts_args_type = "value: Item")]
+    #[napi(ts_args_type = "value: Item", catch_unwind)]
     pub fn index(&self, env: Env, value: Unknown) -> Result<u32, Code> {
-        let needle = from_js(&env, value.raw())?;
-        let found = self
-            .layout
-            .index_of(self.bytes()?, &needle.item())
-            .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-        found.map(|i| i as u32).ok_or_else(|| {
-            error(
-                Code("ERR_SHM_VALUE_NOT_FOUND"),
-                format!("{} is not in the list", needle.item()),
-            )
+        guard(|| {
+            let needle = from_js(&env, value.raw())?;
+            let found = self
+                .layout
+                .index_of(self.bytes()?, &needle.item())
+                .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
+            found.map(|i| i as u32).ok_or_else(|| {
+                error(
+                    Code("ERR_SHM_VALUE_NOT_FOUND"),
+                    format!("{} is not in the list", needle.item()),
+                )
+            })
         })
     }
 
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self, env: Env) -> Result<(), Code> {
-        self.shm.get_mut().close(&env)
+        guard(|| self.shm.get_mut().close(&env))
     }
 
     #[allow(clippy::mut_from_ref)] // the mapping is shared memory; see the SAFETY note
@@ -224,7 +238,7 @@ impl ShareableList {
         // SAFETY: `index` is an argument of the current call (possibly `undefined`).
         let status = unsafe { sys::napi_get_value_double(env.raw(), index, &mut number) };
         if status != sys::Status::napi_ok {
-            return Err(error(INVALID_ARG_TYPE, "index must be a number"));
+            return Err(type_error(env, "The \"index\" argument must be of type number"));
         }
         let len = self.layout.len();
         if number.fract() != 0.0 || !number.is_finite() {
@@ -264,9 +278,11 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         unsafe { sequence.cast() }.map_err(napi_err)?
     } else {
         if !is_iterable(env, &sequence).map_err(napi_err)? {
-            return Err(error(
-                INVALID_ARG_TYPE,
-                "sequence must be an iterable (an array, a generator, a Set, …) or null",
+            return Err(args::wrong_type(
+                env,
+                "sequence",
+                "an iterable (an array, a generator, a Set, …) or null",
+                &sequence,
             ));
         }
         let global = env.get_global().map_err(napi_err)?;

@@ -6,7 +6,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
-use crate::error::{error, from_core, Code, CLOSED, INVALID_NAME, INVALID_SIZE};
+use crate::args;
+use crate::error::{error, from_core, guard, Code, CLOSED, INVALID_ARG_VALUE, INVALID_NAME, INVALID_SIZE};
 use crate::held::Held;
 use crate::manager::SharedMemoryManager;
 use crate::shared_buffer::SharedBufferRef;
@@ -28,8 +29,9 @@ pub struct SharedMemoryOptions {
     /// Reserve the memory at create, so a full /dev/shm fails now with `ENOSPC` instead of
     /// killing the process with SIGBUS at the first write (Linux; default `true`).
     pub reserve: Option<bool>,
-    /// Permission bits of a new segment (POSIX; default `0o600`, owner only).
-    pub mode: Option<u32>,
+    /// Permission bits of a new segment (POSIX; default `0o600`, owner only): an integer
+    /// from 0 to 0o777.
+    pub mode: Option<f64>,
 }
 
 /// Options of `SharedMemory.create(size, ...)`.
@@ -41,8 +43,8 @@ pub struct CreateOptions {
     pub track: Option<bool>,
     /// Reserve the memory now (Linux `fallocate`; default `true`). `false` makes it sparse.
     pub reserve: Option<bool>,
-    /// Permission bits (POSIX; default `0o600`).
-    pub mode: Option<u32>,
+    /// Permission bits (POSIX; default `0o600`): an integer from 0 to 0o777.
+    pub mode: Option<f64>,
 }
 
 /// What `JSON.stringify(shm)` gives: enough to attach from another process.
@@ -76,12 +78,16 @@ pub struct SharedMemory {
 impl SharedMemory {
     /// Creates (`create: true`) or attaches to a segment, like CPython's
     /// `SharedMemory(name=None, create=False, size=0)`.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
         #[napi(ts_arg_type = "SharedMemoryOptions | undefined | null")] options: Option<Unknown>,
     ) -> Result<Self, Code> {
-        let options: Option<SharedMemoryOptions> = crate::error::options(&env, options, "options")?;
+        guard(|| Self::construct(&env, options))
+    }
+
+    fn construct(env: &Env, options: Option<Unknown>) -> Result<Self, Code> {
+        let options: Option<SharedMemoryOptions> = crate::error::options(env, options, "options")?;
         let options = options.unwrap_or(SharedMemoryOptions {
             name: None,
             create: None,
@@ -103,19 +109,22 @@ impl SharedMemory {
             return Self::create_with(size, Some(create));
         }
         match options.name {
-            Some(name) => Self::open(name),
+            Some(name) => Self::attach(&name),
             None => Err(error(INVALID_NAME, "'name' can only be undefined if create is true")),
         }
     }
 
     /// Creates a new segment of `size` bytes, zero-filled, with mode 0600.
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn create(
         env: Env,
-        size: f64,
+        #[napi(ts_arg_type = "number")] size: Unknown,
         #[napi(ts_arg_type = "CreateOptions | undefined | null")] options: Option<Unknown>,
     ) -> Result<Self, Code> {
-        Self::create_with(size, crate::error::options(&env, options, "options")?)
+        guard(|| {
+            let size = args::number(&env, size, "size")?;
+            Self::create_with(size, crate::error::options(&env, options, "options")?)
+        })
     }
 
     fn create_with(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
@@ -134,16 +143,20 @@ impl SharedMemory {
             .reserve(options.reserve.unwrap_or(true))
             .track(options.track.unwrap_or(true));
         if let Some(mode) = options.mode {
-            builder.mode(mode);
+            builder.mode(checked_mode(mode)?);
         }
         let segment = builder.create(size).map_err(from_core)?;
         Ok(Self::wrap(segment, options.track.unwrap_or(true)))
     }
 
     /// Attaches to an existing segment by name; its size is the OS's.
-    #[napi(factory)]
-    pub fn open(name: String) -> Result<Self, Code> {
-        let segment = Segment::open(&name).map_err(from_core)?;
+    #[napi(factory, catch_unwind)]
+    pub fn open(env: Env, #[napi(ts_arg_type = "string")] name: Unknown) -> Result<Self, Code> {
+        guard(|| Self::attach(&args::string(&env, name, "name")?))
+    }
+
+    fn attach(name: &str) -> Result<Self, Code> {
+        let segment = Segment::open(name).map_err(from_core)?;
         Ok(Self::wrap(segment, false))
     }
 
@@ -168,25 +181,25 @@ impl SharedMemory {
     }
 
     /// The segment's name as Python shows it (`psm_1a2b…`, no leading slash).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn name(&self) -> String {
         self.name.clone()
     }
 
     /// Size in bytes (exact on Linux, page-rounded on macOS and Windows attaches).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn size(&self) -> f64 {
         self.size as f64
     }
 
     /// Whether this handle is tracked: unlinked if the process ends without `unlink()`.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn track(&self) -> bool {
         self.track
     }
 
     /// Whether `close()` has been called.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.segment.is_none()
     }
@@ -195,15 +208,15 @@ impl SharedMemory {
     /// After `close()` it reads as length 0; accessing `buf` then throws `ERR_SHM_CLOSED`.
     /// A segment larger than `buffer.constants.MAX_LENGTH` (4 GiB on Node 20) throws
     /// `ERR_SHM_BUFFER_TOO_LARGE`: use `window()` for views of parts of it.
-    #[napi(getter, ts_return_type = "Buffer")]
+    #[napi(getter, ts_return_type = "Buffer", catch_unwind)]
     pub fn buf<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        self.view()?.buffer(env)
+        guard(|| self.view()?.buffer(env))
     }
 
     /// The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`).
-    #[napi(getter, ts_return_type = "ArrayBuffer")]
+    #[napi(getter, ts_return_type = "ArrayBuffer", catch_unwind)]
     pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        self.view()?.array_buffer(env)
+        guard(|| self.view()?.array_buffer(env))
     }
 
     /// A zero-copy Buffer over `byteLength` bytes of the segment from `byteOffset` (default:
@@ -212,16 +225,20 @@ impl SharedMemory {
     /// reach every byte of segments too large for one Buffer (`ERR_SHM_BUFFER_TOO_LARGE` from
     /// `buf`); a window itself may be at most `buffer.constants.MAX_LENGTH` long. A range
     /// outside the segment throws `ERR_OUT_OF_RANGE`.
-    #[napi(ts_return_type = "Buffer")]
+    #[napi(ts_return_type = "Buffer", catch_unwind)]
     pub fn window<'env>(
         &mut self,
         env: &'env Env,
-        byte_offset: f64,
-        byte_length: Option<f64>,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
+        #[napi(ts_arg_type = "number | undefined | null")] byte_length: Option<Unknown>,
     ) -> Result<Unknown<'env>, Code> {
-        let size = self.segment()?.len();
-        let (offset, len) = window_range(byte_offset, byte_length, size)?;
-        self.view()?.window(env, offset, len)
+        guard(|| {
+            let byte_offset = args::number(env, byte_offset, "byteOffset")?;
+            let byte_length = args::optional_number(env, byte_length, "byteLength")?;
+            let size = self.segment()?.len();
+            let (offset, len) = window_range(byte_offset, byte_length, size)?;
+            self.view()?.window(env, offset, len)
+        })
     }
 
     /// A SharedArrayBuffer over the whole segment (the same object on every access), for
@@ -229,59 +246,79 @@ impl SharedMemory {
     /// Needs a Node with `node_api_create_external_sharedarraybuffer` (22.23+, 24.16+, 26.1+;
     /// experimental), else throws `ERR_SHM_NO_SHARED_ARRAY_BUFFER`. It cannot be detached: after
     /// `close()` it stays usable, and the mapping lives until every copy of it is collected.
-    #[napi(getter, ts_return_type = "SharedArrayBuffer")]
+    #[napi(getter, ts_return_type = "SharedArrayBuffer", catch_unwind)]
     pub fn shared_buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        let reference = match self.shared_buffer.take() {
-            Some(reference) => reference,
-            None => SharedBufferRef::new(env, crate::shared_buffer::create(env, self.segment()?)?)?,
-        };
-        let value = self.shared_buffer.insert(reference).get(env)?;
-        // SAFETY: `value` was just produced by this env.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        guard(|| {
+            let reference = match self.shared_buffer.take() {
+                Some(reference) => reference,
+                None => SharedBufferRef::new(env, crate::shared_buffer::create(env, self.segment()?)?)?,
+            };
+            let value = self.shared_buffer.insert(reference).get(env)?;
+            // SAFETY: `value` was just produced by this env.
+            Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        })
     }
 
     /// Sleeps until another process or thread calls `notify` on the 32-bit word at `byteOffset`
     /// (a multiple of 4), if the word holds `expected` (as an Int32Array or Uint32Array element);
     /// at most `timeoutMs` (default: forever). Like `Atomics.wait`, but across processes, and it
     /// blocks this thread. `'ok'` means woken or changed: check the word again.
-    #[napi(ts_return_type = "WaitResult")]
-    pub fn wait(&self, byte_offset: f64, expected: f64, timeout_ms: Option<f64>) -> Result<&'static str, Code> {
-        let (offset, expected, timeout) = wait_arguments(byte_offset, expected, timeout_ms)?;
-        let segment = self.segment()?;
-        segment
-            .wait(offset, expected, timeout)
-            .map(waited_name)
-            .map_err(from_core)
+    #[napi(ts_return_type = "WaitResult", catch_unwind)]
+    pub fn wait(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
+        #[napi(ts_arg_type = "number")] expected: Unknown,
+        #[napi(ts_arg_type = "number | undefined | null")] timeout_ms: Option<Unknown>,
+    ) -> Result<&'static str, Code> {
+        guard(|| {
+            let (offset, expected, timeout) = wait_arguments(&env, byte_offset, expected, timeout_ms)?;
+            let segment = self.segment()?;
+            segment
+                .wait(offset, expected, timeout)
+                .map(waited_name)
+                .map_err(from_core)
+        })
     }
 
     /// `wait` without blocking: the wait runs on a thread of its own and the promise settles
     /// with `'ok' | 'not-equal' | 'timed-out'`, or rejects with `ERR_SHM_CLOSED` if this handle
     /// is closed meanwhile (within 50 ms). Bad arguments throw at once.
-    #[napi(ts_return_type = "Promise<WaitResult>")]
+    #[napi(ts_return_type = "Promise<WaitResult>", catch_unwind)]
     pub fn wait_async<'env>(
         &self,
         env: &'env Env,
-        byte_offset: f64,
-        expected: f64,
-        timeout_ms: Option<f64>,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
+        #[napi(ts_arg_type = "number")] expected: Unknown,
+        #[napi(ts_arg_type = "number | undefined | null")] timeout_ms: Option<Unknown>,
     ) -> Result<Object<'env>, Code> {
-        let (offset, expected, timeout) = wait_arguments(byte_offset, expected, timeout_ms)?;
-        let segment = Arc::clone(self.segment()?);
-        segment.word(offset).map_err(from_core)?;
-        crate::sync::track_pending(&segment);
-        spawn_promise(env, "wait", move || {
-            segment.wait(offset, expected, timeout).map(waited_name)
+        guard(|| {
+            let (offset, expected, timeout) = wait_arguments(env, byte_offset, expected, timeout_ms)?;
+            let segment = Arc::clone(self.segment()?);
+            segment.word(offset).map_err(from_core)?;
+            crate::sync::track_pending(&segment);
+            spawn_promise(env, "wait", move || {
+                segment.wait(offset, expected, timeout).map(waited_name)
+            })
         })
     }
 
     /// Wakes up to `count` (default: all) waiters on the word at `byteOffset`, in every process
     /// and thread. Returns how many it woke: exact on Linux, 0 or 1 on macOS (the OS does not
     /// say), 0 on Windows (waiters there poll the word and wake when it changes).
-    #[napi]
-    pub fn notify(&self, byte_offset: f64, count: Option<f64>) -> Result<f64, Code> {
-        let (offset, count) = (crate::sync::byte_offset(byte_offset)?, wake_count(count)?);
-        let woken = self.segment()?.notify(offset, count).map_err(from_core)?;
-        Ok(woken as f64)
+    #[napi(catch_unwind)]
+    pub fn notify(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "number")] byte_offset: Unknown,
+        #[napi(ts_arg_type = "number | undefined | null")] count: Option<Unknown>,
+    ) -> Result<f64, Code> {
+        guard(|| {
+            let offset = crate::sync::byte_offset(args::number(&env, byte_offset, "byteOffset")?)?;
+            let count = wake_count(args::optional_number(&env, count, "count")?)?;
+            let woken = self.segment()?.notify(offset, count).map_err(from_core)?;
+            Ok(woken as f64)
+        })
     }
 
     /// The mapping, or `ERR_SHM_CLOSED`.
@@ -302,8 +339,12 @@ impl SharedMemory {
     /// Unmaps this handle: every Buffer, ArrayBuffer and typed array over it becomes
     /// detached (length 0). Other handles and processes are unaffected. Calling it twice is
     /// harmless.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self, env: &Env) -> Result<(), Code> {
+        guard(|| self.close_now(env))
+    }
+
+    fn close_now(&mut self, env: &Env) -> Result<(), Code> {
         let detached = match self.view.take() {
             Some(view) => view.detach(env),
             None => Ok(()),
@@ -323,13 +364,13 @@ impl SharedMemory {
     /// valid until closed. Call it once, from one process; a second call throws `ENOENT`.
     /// Works before or after `close()`. Does nothing on Windows, where a segment lives while
     /// any handle is open.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unlink(&mut self) -> Result<(), Code> {
-        shmkit_core::unlink(&self.name).map_err(from_core)
+        guard(|| shmkit_core::unlink(&self.name).map_err(from_core))
     }
 
     /// `{ name, size }`, so `JSON.stringify` passes a segment to another process.
-    #[napi(js_name = "toJSON")]
+    #[napi(js_name = "toJSON", catch_unwind)]
     pub fn to_json(&self) -> SharedMemoryJson {
         SharedMemoryJson {
             name: self.name.clone(),
@@ -355,11 +396,27 @@ impl ObjectFinalize for SharedMemory {
 }
 
 fn wait_arguments(
-    offset: f64,
-    expected: f64,
-    timeout_ms: Option<f64>,
+    env: &Env,
+    offset: Unknown,
+    expected: Unknown,
+    timeout_ms: Option<Unknown>,
 ) -> Result<(usize, u32, Option<std::time::Duration>), Code> {
-    Ok((byte_offset(offset)?, expected_word(expected)?, timeout(timeout_ms)?))
+    Ok((
+        byte_offset(args::number(env, offset, "byteOffset")?)?,
+        expected_word(args::number(env, expected, "expected")?)?,
+        timeout(args::optional_number(env, timeout_ms, "timeoutMs")?)?,
+    ))
+}
+
+/// Permission bits: an integer from 0 to 0o777 (no setuid, setgid or sticky bit).
+fn checked_mode(mode: f64) -> Result<u32, Code> {
+    if !(mode.fract() == 0.0 && (0.0..=f64::from(0o777)).contains(&mode)) {
+        return Err(error(
+            INVALID_ARG_VALUE,
+            format!("'mode' must be an integer from 0 to 0o777 (permission bits), got {mode}"),
+        ));
+    }
+    Ok(mode as u32)
 }
 
 /// `[byteOffset, byteOffset + byteLength)` as a range inside a segment of `size` bytes.

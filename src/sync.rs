@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use shmkit_core::lock::Locked;
 use shmkit_core::Waited;
 
-use crate::error::{error, from_core, Code};
+use crate::error::{error, from_core, panic_message, panicked, Code};
 
 const OUT_OF_RANGE: Code = Code("ERR_OUT_OF_RANGE");
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -34,11 +34,11 @@ pub fn expected_word(value: f64) -> Result<u32, Code> {
 }
 
 /// Milliseconds to wait: `undefined` and `Infinity` mean forever; NaN and negatives are errors.
+/// A finite timeout too long for a `Duration` (over 584 billion years) is forever too.
 pub fn timeout(ms: Option<f64>) -> Result<Option<Duration>, Code> {
     match ms {
         None => Ok(None),
-        Some(ms) if ms == f64::INFINITY => Ok(None),
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_secs_f64(ms / 1000.0))),
+        Some(ms) if ms >= 0.0 => Ok(Duration::try_from_secs_f64(ms / 1000.0).ok()),
         Some(ms) => Err(error(
             OUT_OF_RANGE,
             format!("timeoutMs must be a non-negative number of milliseconds or Infinity, got {ms}"),
@@ -90,11 +90,17 @@ pub fn spawn_promise<'env>(
     std::thread::Builder::new()
         .name(format!("shmkit-{what}"))
         .spawn(move || {
-            let outcome = work();
-            deferred.resolve(move |env| match outcome {
-                Ok(value) => Ok(value),
+            // A panic must neither abort the process nor leave the promise pending for ever.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .map_err(|payload| panic_message(&*payload).to_owned());
+            deferred.resolve(move |env| {
+                let err = match outcome {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(err)) => from_core(err),
+                    Err(message) => panicked(&message),
+                };
                 // Rejects with a JS error that keeps its `code` (napi-rs's Status would not).
-                Err(err) => Err(napi::Error::from(JsError::from(from_core(err)).into_unknown(env))),
+                Err(napi::Error::from(JsError::from(err).into_unknown(env)))
             });
         })
         .map_err(|e| error(Code("EAGAIN"), format!("cannot start a thread for {what}: {e}")))?;

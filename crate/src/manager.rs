@@ -9,7 +9,8 @@
 //! let mut manager = Manager::new();
 //! let segment = manager.create(1024)?;
 //! let name = segment.name().to_owned();
-//! drop(manager); // unlinks every segment it made
+//! drop(manager); // unlinks every segment it made: on POSIX the name is gone now
+//! drop(segment); // on Windows a section lives until its last handle closes
 //! assert!(Segment::open(&name).is_err());
 //! # Ok(())
 //! # }

@@ -230,8 +230,24 @@ mod unix {
     }
 
     fn start_helper() -> io::Result<Helper> {
+        #[cfg(not(target_vendor = "apple"))]
         let (ours, theirs) =
             rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+        // Apple has no SOCK_CLOEXEC, so close-on-exec is set right after. A fork+exec by
+        // another thread between the two calls would leave both ends open in that program.
+        // That is no risk to correctness: the helper unlinks only at EOF, which then waits
+        // until that program exits too, so cleanup is late, never early and never lost. Node's
+        // spawns are rarely affected: on Apple libuv spawns with posix_spawn and
+        // POSIX_SPAWN_CLOEXEC_DEFAULT, which passes on only the child's stdio, and forks only
+        // for options posix_spawn lacks (uid/gid) — see `uv__spawn_set_posix_spawn_attrs` in
+        // https://github.com/libuv/libuv/blob/v1.x/src/unix/process.c.
+        #[cfg(target_vendor = "apple")]
+        let (ours, theirs) = {
+            let pair = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::empty(), None)?;
+            rustix::io::fcntl_setfd(&pair.0, rustix::io::FdFlags::CLOEXEC)?;
+            rustix::io::fcntl_setfd(&pair.1, rustix::io::FdFlags::CLOEXEC)?;
+            pair
+        };
         #[cfg(target_vendor = "apple")]
         rustix::net::sockopt::set_socket_nosigpipe(&ours, true)?;
         // SAFETY: the child only calls `run_intermediate`, which makes system calls and then

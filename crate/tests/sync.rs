@@ -43,7 +43,15 @@ fn wait_reports_not_equal_and_timeout() {
 fn notify_wakes_a_waiter_on_another_mapping() {
     let s = Scratch::new();
     let other = s.attach();
-    let waiter = thread::spawn(move || other.wait(8, 0, Some(Duration::from_secs(10))).unwrap());
+    let waiter = thread::spawn(move || loop {
+        // On Windows the word changes (see below), possibly before this thread waits: then
+        // the wait reports NotEqual, and it waits again on the value it sees now.
+        let seen = other.word(8).unwrap().load(Ordering::SeqCst);
+        match other.wait(8, seen, Some(Duration::from_secs(10))).unwrap() {
+            Waited::NotEqual => continue,
+            outcome => return outcome,
+        }
+    });
     // Notify until the waiter sleeps in the kernel and is woken (notify reports it).
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut woken = 0;
@@ -51,7 +59,7 @@ fn notify_wakes_a_waiter_on_another_mapping() {
         thread::sleep(Duration::from_millis(5));
         if cfg!(windows) {
             // Windows waiters poll the word: a change is their wake-up.
-            s.0.word(8).unwrap().store(1, Ordering::SeqCst);
+            s.0.word(8).unwrap().fetch_add(1, Ordering::SeqCst);
         }
         woken = s.0.notify(8, u32::MAX).unwrap();
     }
@@ -144,7 +152,11 @@ fn lock_misuse_is_refused() {
 #[test]
 fn a_dead_holder_is_taken_over() {
     let s = Scratch::new();
+    // Any program that exits at once; Windows has no `true`.
+    #[cfg(unix)]
     let mut child = std::process::Command::new("true").spawn().unwrap();
+    #[cfg(windows)]
+    let mut child = std::process::Command::new("cmd").args(["/C", "exit"]).spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
     s.0.word(0).unwrap().store(dead, Ordering::SeqCst);

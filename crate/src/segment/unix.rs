@@ -224,14 +224,23 @@ fn mapping_budget() -> usize {
 
 /// `fchmod`—applies a mode other than the default exactly: the umask applied at `shm_open`
 /// would otherwise quietly take back permissions granted on purpose.
+///
+/// Not on Apple, where it is neither needed nor possible: XNU's `shm_open` stores the mode
+/// as given (`cmode &= ALLPERMS`, no umask), and `fchmod` accepts only vnode descriptors,
+/// so it fails with EINVAL on a shm object (`pshm_open` in
+/// https://github.com/apple-oss-distributions/xnu/blob/main/bsd/kern/posix_shm.c;
+/// `fchmod1` → `file_vnode` in bsd/vfs/vfs_syscalls.c and bsd/kern/kern_descrip.c there).
 fn set_mode(fd: &OwnedFd, mode: u32) -> io::Result<()> {
-    if mode == 0o600 {
+    if mode == 0o600 || cfg!(target_vendor = "apple") {
         return Ok(());
     }
     Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode as _))?)
 }
 
-/// `ftruncate`—sets the object's size. macOS allows this once per object.
+/// `ftruncate`—sets the object's size. macOS allows this once per object (EINVAL after:
+/// "We only allow one ftruncate() per lifetime of the shm object") and rounds the size up to
+/// whole pages, which `fstat` then reports (`pshm_truncate`, `pshm_stat` in
+/// https://github.com/apple-oss-distributions/xnu/blob/main/bsd/kern/posix_shm.c).
 fn ftruncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len as u64)?)
 }
@@ -248,7 +257,10 @@ fn reserve_memory(fd: &OwnedFd, len: usize) -> io::Result<()> {
     )?)
 }
 
-/// macOS commits shm objects at `ftruncate`; nothing to reserve.
+/// Elsewhere (macOS) nothing to reserve: `ftruncate` backs a shm object with anonymous VM
+/// memory (`mach_make_memory_entry_64(MAP_MEM_NAMED_CREATE)` in `pshm_truncate`,
+/// https://github.com/apple-oss-distributions/xnu/blob/main/bsd/kern/posix_shm.c), paged
+/// like any other, not with a size-limited filesystem that could fill up as tmpfs does.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn reserve_memory(_fd: &OwnedFd, _len: usize) -> io::Result<()> {
     Ok(())
@@ -288,6 +300,8 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<SegmentInner> {
 /// `madvise(MADV_DONTFORK)` (Linux), `minherit(VM_INHERIT_NONE)` (macOS)—a forked child, such as
 /// the tracking helper, does not inherit the mapping and so never pins the segment's memory.
 /// (`child_process` execs, so Node children are unaffected.) Failure only costs that guarantee.
+/// macOS has no MADV_DONTFORK (bsd/sys/mman.h); VM_INHERIT_NONE leaves the range "absent
+/// from child" (osfmk/mach/vm_inherit.h), both in https://github.com/apple-oss-distributions/xnu.
 fn keep_out_of_forks(inner: &SegmentInner) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: the range is exactly our own mapping.

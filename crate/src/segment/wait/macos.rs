@@ -2,6 +2,14 @@
 //! (macOS 14.4+), else `__ulock_wait` / `__ulock_wake` with `UL_COMPARE_AND_WAIT_SHARED`
 //! (what libc++ and the os_sync functions themselves sit on since macOS 10.12). Both are
 //! looked up at run time, so one binary loads on every release; with neither, a poll.
+//!
+//! Sources: the os_sync functions are `API_AVAILABLE(macos(14.4), ios(17.4))` in
+//! `<os/os_sync_wait_on_address.h>`; their timeout is relative, in nanoseconds of the given
+//! clock; they return -1 with errno (ETIMEDOUT, EINTR, EFAULT; ENOENT from a wake with
+//! nobody waiting) — https://developer.apple.com/documentation/os/os_sync_wait_on_address.
+//! The `__ulock_*` operation and flag values and the microsecond timeout are in
+//! https://github.com/apple-oss-distributions/xnu/blob/main/bsd/sys/ulock.h; that a zero
+//! timeout means none, and the negative errno under `ULF_NO_ERRNO`, in bsd/kern/sys_ulock.c.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::io;

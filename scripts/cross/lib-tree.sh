@@ -1,0 +1,29 @@
+# Sourced after lib.sh by wine.sh and qemu-arm64.sh: a copy of the JS side of the package
+# (loader, specs, fixtures, examples) with node_modules for another OS or CPU, so that the
+# clone's own node_modules, which the Linux x64 steps use, stays as it is.
+
+# test_tree DIR NPM_FLAGS...: fills DIR from the working tree and runs `npm ci NPM_FLAGS` in
+# it (again only when package-lock.json changed).
+test_tree() {
+  local dir="$1"
+  shift
+  mkdir -p "$dir"
+  (cd "$ROOT" && tar cf - package.json package-lock.json index.js index.d.ts README.md LICENSE __test__ examples npm) \
+    | tar xf - -C "$dir"
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci" 2>/dev/null; then
+    rm -rf "$dir/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error "$@" >/dev/null)
+    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci"
+  fi
+}
+
+# ava_summary LOG: "N passed, N failed, N skipped" from an ava log (with failures ava leaves
+# the passed count out of its own summary), then the reasons the specs printed for skipping.
+ava_summary() {
+  local passed failed skipped
+  passed="$(grep -cE '^\s+(✔|√) ' "$1" || true)"
+  failed="$(grep -cE '^\s+(✘|×) ' "$1" || true)"
+  skipped="$(grep -cE '^\s+- \[skip\] ' "$1" || true)"
+  echo "$passed passed, $failed failed, $skipped skipped"
+  grep -oE 'skipped under [A-Za-z]+, which has no .*' "$1" | sed 's/^/    /' || true
+}
