@@ -7,6 +7,9 @@ use napi::bindgen_prelude::*;
 use crate::error::{type_error, Code};
 use crate::raw;
 
+/// `Number.MAX_SAFE_INTEGER`: above it, JS numbers no longer hold every integer.
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
 /// A number argument (any number; range checks are the caller's).
 pub fn number(env: &Env, value: Unknown, name: &str) -> Result<f64, Code> {
     raw::number(&value).ok_or_else(|| wrong_type(env, name, "of type number", &value))

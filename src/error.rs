@@ -1,4 +1,5 @@
-//! The one place where errors become JS errors with a stable `code`.
+//! The one place where errors become JS errors with a stable `code`: the table from the core's
+//! errors to JS codes and messages ([`from_core`]), and every code the binding throws itself.
 
 use napi::bindgen_prelude::*;
 
@@ -15,6 +16,15 @@ impl AsRef<str> for Code {
 }
 
 pub const CLOSED: Code = Code("ERR_SHM_CLOSED");
+pub const CORRUPT: Code = Code("ERR_SHM_CORRUPT");
+pub const VALUE_TOO_LARGE: Code = Code("ERR_SHM_VALUE_TOO_LARGE");
+pub const VALUE_NOT_FOUND: Code = Code("ERR_SHM_VALUE_NOT_FOUND");
+pub const UNSUPPORTED_TYPE: Code = Code("ERR_SHM_UNSUPPORTED_TYPE");
+pub const TOO_MANY_MAPPINGS: Code = Code("ERR_SHM_TOO_MANY_MAPPINGS");
+pub const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
+pub const INTERNAL: Code = Code("ERR_SHM_INTERNAL");
+pub const NO_MEMORY: Code = Code("ENOMEM");
+pub const NO_THREAD: Code = Code("EAGAIN");
 pub const INVALID_NAME: Code = Code("ERR_SHM_INVALID_NAME");
 pub const INVALID_SIZE: Code = Code("ERR_SHM_INVALID_SIZE");
 pub const NO_EXTERNAL_BUFFERS: Code = Code("ERR_SHM_NO_EXTERNAL_BUFFERS");
@@ -32,8 +42,39 @@ pub fn error(code: Code, message: impl Into<String>) -> Error<Code> {
     Error::new(code, message.into())
 }
 
+/// The table: a core error as the JS error users see (`err.code` and `err.message`).
 pub fn from_core(err: shmkit_core::Error) -> Error<Code> {
-    Error::new(Code(err.code()), err.to_string())
+    use shmkit_core::Error as Core;
+    let code = match &err {
+        Core::Os { .. } | Core::AlreadyHeld | Core::NotHeld => Code(err.errno_name().unwrap_or("EIO")),
+        Core::InvalidName(_) => INVALID_NAME,
+        Core::InvalidSize(_) => INVALID_SIZE,
+        Core::InvalidArgument(_) => INVALID_ARG_VALUE,
+        Core::Closed(what) => return closed(what),
+        Core::Corrupt(_) | Core::Busy => CORRUPT,
+        Core::IndexOutOfRange { .. } | Core::OutOfRange(_) => OUT_OF_RANGE,
+        Core::ValueTooLarge { .. } => VALUE_TOO_LARGE,
+        Core::TooManyMappings { .. } => return error(TOO_MANY_MAPPINGS, format!("{}: {err}", TOO_MANY_MAPPINGS.0)),
+    };
+    error(code, err.to_string())
+}
+
+/// [`from_core`] for an error met in the list in segment `name`, which the message names.
+pub fn from_core_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
+    let err = from_core(err);
+    let message = format!("segment '{name}': {}", err.reason);
+    error(err.status, message)
+}
+
+/// `ERR_SHM_CLOSED` for what was closed, named as JS knows it.
+pub fn closed(what: &shmkit_core::Closed) -> Error<Code> {
+    use shmkit_core::Closed;
+    let message = match what {
+        Closed::Segment(name) => format!("SharedMemory '{name}' is closed"),
+        Closed::Lock(offset) => format!("ShmLock at byte {offset} is closed"),
+        Closed::Manager => "the SharedMemoryManager has been shut down".to_owned(),
+    };
+    error(CLOSED, message)
 }
 
 /// Throws a `RangeError` with `code` and returns the error that tells napi-rs it is pending.
@@ -47,11 +88,6 @@ pub fn range_error(env: &Env, code: Code, message: impl Into<String>) -> Error<C
 pub fn type_error(env: &Env, message: impl Into<String>) -> Error<Code> {
     raw::throw(env, Thrown::TypeError, Error::new(INVALID_ARG_TYPE, message.into()));
     Error::new(PENDING, String::new())
-}
-
-/// `ERR_SHM_CLOSED` with `message`.
-pub fn closed(message: impl Into<String>) -> Error<Code> {
-    error(CLOSED, message)
 }
 
 /// A Node-API call that should not fail did (`ERR_SHM_NAPI`).

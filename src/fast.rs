@@ -16,52 +16,31 @@
 use napi::bindgen_prelude::*;
 
 use crate::error::{napi_failure, Code};
-use crate::raw::{self, Call, Method};
+use crate::raw::{self, Call};
 use crate::shareable_list::ShareableList;
 
 /// Installs the methods on `ShareableList.prototype`. `collect` is a JS function
 /// `(...items) => items`, used to build arrays in one call.
 pub fn install<'env>(env: &'env Env, prototype: &Object<'env>, collect: &Unknown<'env>) -> Result<(), Code> {
-    raw::define::<ShareableList, Get>(env, prototype, None)?;
-    raw::define::<ShareableList, Set>(env, prototype, None)?;
-    raw::define::<ShareableList, ToArray>(env, prototype, Some(collect))
+    raw::define::<ShareableList>(env, prototype, "get", get, None)?;
+    raw::define::<ShareableList>(env, prototype, "set", set, None)?;
+    raw::define::<ShareableList>(env, prototype, "toArray", to_array, Some(collect))
 }
 
-struct Get;
-
-impl Method<ShareableList> for Get {
-    const NAME: &'static str = "get";
-    const CLASS: &'static str = "ShareableList";
-
-    fn call<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
-        let [index, _] = call.args;
-        call.this.get_item(call.env, &index)
-    }
+fn get<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
+    let [index, _] = call.args;
+    call.this.get_item(call.env, &index)
 }
 
-struct Set;
-
-impl Method<ShareableList> for Set {
-    const NAME: &'static str = "set";
-    const CLASS: &'static str = "ShareableList";
-
-    fn call<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
-        let [index, value] = call.args;
-        call.this.set_item(call.env, &index, &value)?;
-        raw::undefined(call.env)
-    }
+fn set<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
+    let [index, value] = call.args;
+    call.this.set_item(call.env, &index, &value)?;
+    raw::undefined(call.env)
 }
 
-struct ToArray;
-
-impl Method<ShareableList> for ToArray {
-    const NAME: &'static str = "toArray";
-    const CLASS: &'static str = "ShareableList";
-
-    fn call<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
-        let collect = call
-            .data
-            .ok_or_else(|| napi_failure("toArray lost its collect function"))?;
-        raw::collect_array(call.env, &collect, |push| call.this.each_item(call.env, push))
-    }
+fn to_array<'env>(call: Call<'env, ShareableList>) -> Result<Unknown<'env>, Code> {
+    let collect = call
+        .data
+        .ok_or_else(|| napi_failure("toArray lost its collect function"))?;
+    raw::collect_array(call.env, &collect, |push| call.this.each_item(call.env, push))
 }

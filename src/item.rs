@@ -12,11 +12,9 @@
 use napi::bindgen_prelude::*;
 use shmkit_core::list::{Item, MAX_SLOT_LEN};
 
-use crate::error::{error, range_error, Code, OUT_OF_RANGE};
+use crate::args::MAX_SAFE_INTEGER;
+use crate::error::{error, range_error, Code, OUT_OF_RANGE, UNSUPPORTED_TYPE};
 use crate::raw::{self, Bounded};
-
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-pub const UNSUPPORTED_TYPE: Code = Code("ERR_SHM_UNSUPPORTED_TYPE");
 
 /// An item taken from JS, owning its text or bytes.
 pub use shmkit_core::list::OwnedItem;

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use shmkit_core::lock;
 
 use crate::args;
-use crate::error::{error, from_core, guard, Code, CLOSED};
+use crate::error::{closed, error, from_core, guard, Code, INTERNAL};
 use crate::raw::{self, External, Held};
 use crate::shared_memory::SharedMemory;
 use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
@@ -77,7 +77,7 @@ impl ShmLock {
     pub(crate) fn inner(&self) -> Result<&Arc<lock::ShmLock>, Code> {
         self.inner
             .as_ref()
-            .ok_or_else(|| error(CLOSED, format!("ShmLock at byte {} is closed", self.offset)))
+            .ok_or_else(|| closed(&shmkit_core::Closed::Lock(self.offset)))
     }
 
     /// Takes the lock, waiting up to `timeoutMs` (default: forever) while another process or
@@ -172,7 +172,7 @@ impl ShmLock {
 
     fn export_handle_state<'env>(&mut self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
         if self.state_exported {
-            return Err(error(Code("ERR_SHM_INTERNAL"), "_handleState is made once per ShmLock"));
+            return Err(error(INTERNAL, "_handleState is made once per ShmLock"));
         }
         let inner = Arc::clone(self.inner()?);
         let array_buffer = match raw::external(env, External::ArrayBuffer, inner, |lock| lock.handle_state()) {

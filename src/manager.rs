@@ -9,7 +9,7 @@ use napi_derive::napi;
 use shmkit_core::Manager;
 
 use crate::args;
-use crate::error::{error, from_core, guard, Code, CLOSED};
+use crate::error::{closed, from_core, guard, Code};
 use crate::item::OwnedItem;
 use crate::raw::Held;
 use crate::shareable_list::{items_of, ShareableList};
@@ -128,7 +128,7 @@ impl SharedMemoryManager {
 
     fn ensure_running(&self) -> Result<(), Code> {
         if self.inner.borrow().is_shut_down() {
-            return Err(error(CLOSED, "the SharedMemoryManager has been shut down"));
+            return Err(closed(&shmkit_core::Closed::Manager));
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use shmkit_core::{Segment, SegmentOptions, ShmName};
 use crate::args;
 use crate::error::{
     error, from_core, guard, napi_failure, range_error, type_error, Code, INVALID_ARG_TYPE, INVALID_ARG_VALUE,
-    OUT_OF_RANGE, PENDING,
+    NO_MEMORY, OUT_OF_RANGE, PENDING, VALUE_NOT_FOUND,
 };
 use crate::item::{from_js, from_js_bounded, to_js, Converted, OwnedItem};
 use crate::raw::{self, Held};
@@ -250,7 +250,7 @@ impl ShareableList {
                 Converted::Item(needle) => needle,
                 Converted::TooLarge(len) => {
                     return Err(error(
-                        Code("ERR_SHM_VALUE_NOT_FOUND"),
+                        VALUE_NOT_FOUND,
                         format!("a value of {len} bytes is not in the list"),
                     ))
                 }
@@ -259,12 +259,9 @@ impl ShareableList {
                 .layout
                 .index_of(self.mem()?, &needle.item())
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-            found.and_then(|i| u32::try_from(i).ok()).ok_or_else(|| {
-                error(
-                    Code("ERR_SHM_VALUE_NOT_FOUND"),
-                    format!("{} is not in the list", needle.item()),
-                )
-            })
+            found
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| error(VALUE_NOT_FOUND, format!("{} is not in the list", needle.item())))
         })
     }
 
@@ -342,7 +339,7 @@ pub(crate) type Fill<'a> = Box<dyn FnOnce(&[AtomicU8]) -> shmkit_core::Result<()
 use shmkit_core::list::MAX_SLOT_LEN;
 
 fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
-    error(Code(err.code()), format!("segment '{name}': {err}"))
+    crate::error::from_core_in(name, err)
 }
 
 /// The items of any iterable: arrays directly, anything else through `Array.from`.
@@ -378,7 +375,7 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         let item = from_js(env, &value)?;
         items
             .try_reserve(1)
-            .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's items"))?;
+            .map_err(|_| error(NO_MEMORY, "not enough memory for the list's items"))?;
         items.push(item);
     }
     Ok(items)

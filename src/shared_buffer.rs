@@ -13,10 +13,9 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use shmkit_core::Segment;
 
-use crate::error::{error, refusal, Code};
+use crate::error::{error, refusal, Code, NO_SHARED_ARRAY_BUFFER};
 use crate::raw::{self, External};
 
-const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
 const SYMBOL: &str = "node_api_create_external_sharedarraybuffer";
 
 /// A new SharedArrayBuffer over the whole mapping, holding it until V8 frees the buffer.

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use shmkit_core::{Segment, SegmentOptions, ShmName};
+use shmkit_core::{Closed, Segment, SegmentOptions, ShmName};
 
-use crate::args;
+use crate::args::{self, MAX_SAFE_INTEGER};
 use crate::error::{
-    error, from_core, from_view, guard, Code, CLOSED, INVALID_ARG_VALUE, INVALID_NAME, INVALID_SIZE, OUT_OF_RANGE,
+    closed, error, from_core, from_view, guard, Code, INVALID_ARG_VALUE, INVALID_NAME, INVALID_SIZE, OUT_OF_RANGE,
 };
 use crate::manager::SharedMemoryManager;
 use crate::raw::{Held, Reference, View};
@@ -16,6 +16,7 @@ use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, waited_nam
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
 #[napi(object)]
+#[derive(Default)]
 pub struct SharedMemoryOptions {
     /// The segment's name; random (`psm_…`) when creating without one.
     pub name: Option<String>,
@@ -36,6 +37,7 @@ pub struct SharedMemoryOptions {
 
 /// Options of `SharedMemory.create(size, ...)`.
 #[napi(object)]
+#[derive(Default)]
 pub struct CreateOptions {
     /// The segment's name; random (`psm_…`) when absent.
     pub name: Option<String>,
@@ -88,14 +90,7 @@ impl SharedMemory {
 
     fn construct(env: &Env, options: Option<Unknown>) -> Result<Self, Code> {
         let options: Option<SharedMemoryOptions> = crate::error::options(env, options, "options")?;
-        let options = options.unwrap_or(SharedMemoryOptions {
-            name: None,
-            create: None,
-            size: None,
-            track: None,
-            reserve: None,
-            mode: None,
-        });
+        let options = options.unwrap_or_default();
         if options.create.unwrap_or(false) {
             let size = options
                 .size
@@ -129,12 +124,7 @@ impl SharedMemory {
 
     fn create_with(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
         let size = checked_size(size)?;
-        let options = options.unwrap_or(CreateOptions {
-            name: None,
-            track: None,
-            reserve: None,
-            mode: None,
-        });
+        let options = options.unwrap_or_default();
         let mut builder = SegmentOptions::new();
         if let Some(name) = &options.name {
             builder.name(ShmName::new(name).map_err(from_core)?);
@@ -324,7 +314,7 @@ impl SharedMemory {
     pub(crate) fn segment(&self) -> Result<&Arc<Segment>, Code> {
         self.segment
             .as_ref()
-            .ok_or_else(|| error(CLOSED, format!("SharedMemory '{}' is closed", self.name)))
+            .ok_or_else(|| closed(&Closed::Segment(self.name.clone())))
     }
 
     fn view(&mut self) -> Result<&mut View, Code> {
@@ -449,17 +439,11 @@ fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Resu
 
 /// A size must be a positive safe integer (JS numbers above 2^53 are not exact).
 pub(crate) fn checked_size(size: f64) -> Result<usize, Code> {
-    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     if !(size.is_finite() && size.fract() == 0.0 && size > 0.0 && size <= MAX_SAFE_INTEGER) {
         return Err(error(
             INVALID_SIZE,
             format!("'size' must be a positive safe integer number of bytes, got {size}"),
         ));
     }
-    usize::try_from(size as u64).map_err(|_| {
-        error(
-            Code("ERR_SHM_INVALID_SIZE"),
-            format!("size {size} does not fit this platform"),
-        )
-    })
+    usize::try_from(size as u64).map_err(|_| error(INVALID_SIZE, format!("size {size} does not fit this platform")))
 }

@@ -28,56 +28,51 @@ pub struct Call<'env, T> {
     pub data: Option<Unknown<'env>>,
 }
 
-/// A method of the `#[napi]` class `T` installed by [`define`].
-pub trait Method<T> {
-    /// The property name on the prototype.
-    const NAME: &'static str;
-    /// The class name, for the error a call on another object gets.
-    const CLASS: &'static str;
-    /// The method's body.
-    fn call<'env>(call: Call<'env, T>) -> Result<Unknown<'env>, Code>;
+/// A method's body: from what the call passes to the value it returns.
+pub type Body<T> = for<'env> fn(Call<'env, T>) -> Result<Unknown<'env>, Code>;
+
+/// What a function made by [`define`] carries to every call, for as long as the env lives.
+struct Defined<T> {
+    body: Body<T>,
+    data: Option<Reference>,
 }
 
-/// Puts method `M` on `prototype` as a plain Node-API function. `data`, if any, is held for as
-/// long as the env lives (the function stays on the prototype for good) and reaches every call.
-pub fn define<'env, T: TypeTag + 'static, M: Method<T>>(
+/// Puts `body` on `prototype` as the method `name` of the `#[napi]` class `T`, a plain
+/// Node-API function. `data`, if any, is held for as long as the env lives (the function stays
+/// on the prototype for good) and reaches every call.
+pub fn define<'env, T: TypeTag + TypeName + 'static>(
     env: &'env Env,
     prototype: &Object<'env>,
+    name: &str,
+    body: Body<T>,
     data: Option<&Unknown<'env>>,
 ) -> Result<(), Code> {
-    let data: *mut c_void = match data {
-        Some(data) => Box::into_raw(Box::new(Reference::strong(env, data)?)).cast(),
-        None => ptr::null_mut(),
-    };
-    let name = M::NAME;
+    let data = data.map(|data| Reference::strong(env, data)).transpose()?;
+    let defined = Box::into_raw(Box::new(Defined { body, data }));
     let mut function = ptr::null_mut();
-    check(
-        // SAFETY: `name` is valid for its length; `trampoline` has the callback's signature; `data`
-        // is null or a `Reference` leaked for the env's lifetime.
-        unsafe {
-            sys::napi_create_function(
-                env.raw(),
-                name.as_ptr().cast(),
-                name.len() as isize,
-                Some(trampoline::<T, M>),
-                data,
-                &mut function,
-            )
-        },
-        "napi_create_function",
-    )?;
+    // SAFETY: `name` is valid for its length; `trampoline` has the callback's signature, and
+    // `defined` is leaked for the env's lifetime.
+    let status = unsafe {
+        sys::napi_create_function(
+            env.raw(),
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(trampoline::<T>),
+            defined.cast(),
+            &mut function,
+        )
+    };
+    check(status, "napi_create_function")?;
     let key = super::value::js_string(env, name)?;
-    check(
-        // SAFETY: `prototype` is an object of this env, `key` a string and `function` a function
-        // of it.
-        unsafe { sys::napi_set_property(env.raw(), prototype.raw(), key.raw(), function) },
-        "napi_set_property",
-    )
+    // SAFETY: `prototype` is an object of this env, `key` a string and `function` a function
+    // of it.
+    let status = unsafe { sys::napi_set_property(env.raw(), prototype.raw(), key.raw(), function) };
+    check(status, "napi_set_property")
 }
 
-/// Unpacks the call, checks that `this` is a `T`, runs `M`, and turns errors and panics into
-/// JS exceptions.
-unsafe extern "C" fn trampoline<T: TypeTag + 'static, M: Method<T>>(
+/// Unpacks the call, checks that `this` is a `T`, runs the body, and turns errors and panics
+/// into JS exceptions.
+unsafe extern "C" fn trampoline<T: TypeTag + TypeName + 'static>(
     raw: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
@@ -86,25 +81,24 @@ unsafe extern "C" fn trampoline<T: TypeTag + 'static, M: Method<T>>(
         let mut argc = MAX_ARGS;
         let mut argv = [ptr::null_mut(); MAX_ARGS];
         let mut this = ptr::null_mut();
-        let mut data: *mut c_void = ptr::null_mut();
-        check(
-            // SAFETY: Node calls this with a live env and callback info; every out-pointer is valid
-            // and `argv` has room for `argc` values.
-            unsafe { sys::napi_get_cb_info(raw, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut data) },
-            "napi_get_cb_info",
-        )?;
+        let mut defined: *mut c_void = ptr::null_mut();
+        // SAFETY: Node calls this with a live env and callback info; every out-pointer is valid
+        // and `argv` has room for `argc` values.
+        let status = unsafe { sys::napi_get_cb_info(raw, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut defined) };
+        check(status, "napi_get_cb_info")?;
         for slot in argv.iter_mut().skip(argc.min(MAX_ARGS)) {
             *slot = super::value::undefined(&env)?.raw();
         }
         // SAFETY: Node-API produced these values for this call.
         let args = argv.map(|value| unsafe { Unknown::from_raw_unchecked(raw, value) });
-        let data = match data.is_null() {
-            true => None,
-            // SAFETY: a non-null `data` is the `Reference` that `define` leaked for good.
-            false => unsafe { &*data.cast::<Reference>() }.value(&env)?,
+        // SAFETY: the function's data is the `Defined<T>` that `define` leaked for good.
+        let defined = unsafe { &*defined.cast::<Defined<T>>() };
+        let data = match &defined.data {
+            Some(data) => data.value(&env)?,
+            None => None,
         };
-        let this = receiver::<T>(&env, this, M::CLASS)?;
-        M::call(Call {
+        let this = receiver::<T>(&env, this)?;
+        (defined.body)(Call {
             env: &env,
             this,
             args,
@@ -123,7 +117,8 @@ unsafe extern "C" fn trampoline<T: TypeTag + 'static, M: Method<T>>(
 
 /// The `T` behind `this`, refusing any other object (the type tag is checked before the
 /// pointer is used).
-fn receiver<'a, T: TypeTag + 'static>(env: &Env, this: sys::napi_value, class: &str) -> Result<&'a T, Code> {
+fn receiver<'a, T: TypeTag + TypeName + 'static>(env: &Env, this: sys::napi_value) -> Result<&'a T, Code> {
+    let class = T::type_name();
     let tag = T::type_tag();
     let mut tagged = false;
     // SAFETY: `this` is the receiver of the current call; `tag` outlives the call.

@@ -11,7 +11,7 @@ mod reference;
 mod value;
 mod view;
 
-pub use callback::{define, Call, Method};
+pub use callback::{define, Call};
 pub use external::{external, has_shared_array_buffers, External, Refused};
 pub use reference::{Held, Reference};
 pub use value::*;

@@ -184,57 +184,55 @@ fn make<'env>(
 
 /// A number from an int64 (exact within ±2^53).
 pub fn int64(env: &Env, int: i64) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_create_int64", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_create_int64(env, int, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_create_int64", |env, out| unsafe {
+        sys::napi_create_int64(env, int, out)
     })
 }
 
 /// A bigint.
 pub fn bigint(env: &Env, int: i64) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_create_bigint_int64", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_create_bigint_int64(env, int, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_create_bigint_int64", |env, out| unsafe {
+        sys::napi_create_bigint_int64(env, int, out)
     })
 }
 
 /// A number.
 pub fn double(env: &Env, number: f64) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_create_double", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_create_double(env, number, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_create_double", |env, out| unsafe {
+        sys::napi_create_double(env, number, out)
     })
 }
 
 /// `true` or `false`.
 pub fn js_boolean(env: &Env, boolean: bool) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_get_boolean", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_get_boolean(env, boolean, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_get_boolean", |env, out| unsafe {
+        sys::napi_get_boolean(env, boolean, out)
     })
 }
 
 /// `null`.
 pub fn null(env: &Env) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_get_null", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_get_null(env, out) }
-    })
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_get_null", |env, out| unsafe { sys::napi_get_null(env, out) })
 }
 
 /// `undefined`.
 pub fn undefined(env: &Env) -> Result<Unknown<'_>, Code> {
-    make(env, "napi_get_undefined", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_get_undefined(env, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_get_undefined", |env, out| unsafe {
+        sys::napi_get_undefined(env, out)
     })
 }
 
 /// A string (`text` is at most `isize::MAX` bytes, as every Rust allocation is).
 pub fn js_string<'env>(env: &'env Env, text: &str) -> Result<Unknown<'env>, Code> {
-    make(env, "napi_create_string_utf8", |env, out| {
-        // SAFETY: `env` is the live env of this call, `out` the out-pointer `make` passes.
-        unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, out) }
+    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
+    make(env, "napi_create_string_utf8", |env, out| unsafe {
+        sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, out)
     })
 }
 

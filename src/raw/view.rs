@@ -23,7 +23,7 @@ use shmkit_core::Segment;
 
 use super::external::{create, External, Refused};
 use super::reference::Reference;
-use crate::error::{check, closed, Code};
+use crate::error::{check, error, Code, CLOSED};
 
 /// The views' hold on the mapping; emptied by `detach` once every view is detached.
 type Share = Mutex<Option<Arc<Segment>>>;
@@ -99,7 +99,9 @@ impl View {
 
     fn segment(&self) -> Result<Arc<Segment>, Code> {
         let share = self.share.lock().unwrap_or_else(PoisonError::into_inner);
-        share.clone().ok_or_else(|| closed("the segment's views are detached"))
+        share
+            .clone()
+            .ok_or_else(|| error(CLOSED, "the segment's views are detached"))
     }
 
     /// An external Buffer over `len` bytes at `offset`, its finalizer holding the share.
