@@ -5,13 +5,6 @@
 //! real work. These methods go through `raw`'s trampoline, which keeps the safety checks that
 //! matter (the receiver's type tag before it is unwrapped, no panic crossing into JS), and
 //! call the same `ShareableList` methods.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
 
 use napi::bindgen_prelude::*;
 

@@ -1,13 +1,6 @@
 //! JS values <-> ShareableList items. Numbers: a safe integer is int64 (`q`), any other
 //! number float64 (`d`, -0 included); bigint is int64 (RangeError outside it); null is None;
 //! Uint8Array/Buffer is bytes (read back as a Buffer copy).
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
 
 use napi::bindgen_prelude::*;
 use shmkit_core::list::{Item, MAX_SLOT_LEN};

@@ -2,6 +2,9 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// Everywhere, as in the core's list code: no call may panic (a panic is caught, but it is a bug).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(clippy::arithmetic_side_effects)]
 //! Node binding of shmkit-core: JS <-> core conversions only.
 
 use napi::bindgen_prelude::*;
@@ -52,6 +55,7 @@ pub fn tracker_pid() -> Option<u32> {
 /// thread (`"async"`, returns a promise), so the suite can check that a bug in shmkit becomes
 /// an `ERR_SHM_PANIC` error instead of aborting the process. Without the variable it only throws.
 #[napi(skip_typescript, js_name = "_panicForTests", catch_unwind)]
+#[allow(clippy::panic)] // panicking on request is what it is for
 pub fn panic_for_tests<'env>(
     env: &'env Env,
     #[napi(ts_arg_type = "string")] kind: Unknown,

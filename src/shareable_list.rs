@@ -1,13 +1,6 @@
 //! `ShareableList`: CPython's fixed-length list in a segment, read and written in place.
 //! Every byte of the segment is untrusted: all layout work happens in `shmkit_core::list`,
 //! through the segment's atomic view, and no size read from it sizes an allocation here.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
 
 use std::sync::atomic::AtomicU8;
 

@@ -421,16 +421,17 @@ fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Resu
         return Err(out_of_range("byteOffset", byte_offset));
     }
     let offset = byte_offset as usize;
+    // `offset <= size`, as just checked.
+    let after = size.saturating_sub(offset);
     let len = match byte_length {
-        None => size - offset,
-        Some(length) if whole(length) && length as usize <= size - offset => length as usize,
+        None => after,
+        Some(length) if whole(length) && length as usize <= after => length as usize,
         Some(length) => {
             return Err(error(
                 OUT_OF_RANGE,
                 format!(
-                    "byteLength must be an integer from 0 to {} (the bytes after byteOffset {offset}), got {length}",
-                    size - offset
-                ),
+                "byteLength must be an integer from 0 to {after} (the bytes after byteOffset {offset}), got {length}"
+            ),
             ))
         }
     };

@@ -20,10 +20,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod futex;
 pub mod list;
 pub mod lock;
 mod manager;
 pub mod name;
+mod process;
 pub mod segment;
 pub mod tracker;
 

@@ -38,8 +38,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::segment::wait::{self, current_pid, process_alive};
-use crate::segment::WAIT_SLICE;
+use crate::futex::{self, Wake, WAIT_SLICE};
+use crate::process::{self, current_pid};
 use crate::{Closed, Error, Result, Segment};
 
 /// Bit 31: a waiter may be asleep on the word; `unlock` must wake one.
@@ -152,7 +152,7 @@ impl ShmLock {
     /// As [`Segment::word`], or the OS's.
     pub fn wake_waiter(&self) -> Result<()> {
         let word = self.segment.word(self.offset)?;
-        wait::wake(word, 1).map_err(|e| Error::os("unlock", self.segment.name(), e))?;
+        futex::wake(word, 1).map_err(|e| Error::os("unlock", self.segment.name(), e))?;
         Ok(())
     }
 
@@ -237,7 +237,7 @@ impl ShmLock {
                 continue;
             }
             let owner = current & !WAITERS;
-            if owner == ABANDONED || (check_owner && !process_alive(owner)) {
+            if owner == ABANDONED || (check_owner && !process::alive(owner)) {
                 if word
                     .compare_exchange(current, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
@@ -260,10 +260,10 @@ impl ShmLock {
                 continue;
             }
             let woke =
-                wait::wait(word, current | WAITERS, slice).map_err(|e| Error::os("lock", self.segment.name(), e))?;
+                futex::wait(word, current | WAITERS, slice).map_err(|e| Error::os("lock", self.segment.name(), e))?;
             self.segment.live()?;
             // Only a full slice without a wake-up makes the holder's liveness worth a syscall.
-            check_owner = woke == wait::Wake::TimedOut;
+            check_owner = woke == Wake::TimedOut;
         }
     }
 

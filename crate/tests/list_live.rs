@@ -26,6 +26,16 @@ fn snapshot(mem: &[AtomicU8]) -> Vec<u8> {
     out
 }
 
+/// A list of `n` strings encoded, and a fresh segment of its size for a test to fill.
+fn unfilled_list_of(n: usize) -> (Layout, Vec<u8>, Segment, Unlink) {
+    let texts = items(n);
+    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
+    let (layout, bytes) = encode(&list);
+    let segment = Segment::create(bytes.len()).unwrap();
+    let guard = Unlink(segment.name().to_owned());
+    (layout, bytes, segment, guard)
+}
+
 /// Attaches to `segment`'s list from a thread of its own (its own mapping), giving its length.
 fn attach_in_thread(segment: &Segment) -> thread::JoinHandle<shmkit_core::Result<usize>> {
     let name = segment.name().to_owned();
@@ -42,12 +52,8 @@ fn items(n: usize) -> Vec<String> {
 #[test]
 fn attach_waits_for_a_creator_that_wrote_the_count_first() {
     // CPython's order: count and offsets, then data, formats and codes.
-    let texts = items(50);
-    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
-    let (layout, bytes) = encode(&list);
-    let segment = Segment::create(bytes.len()).unwrap();
-    let _guard = Unlink(segment.name().to_owned());
-    let header = 8 * (list.len() + 2);
+    let (layout, bytes, segment, _guard) = unfilled_list_of(50);
+    let header = 8 * (layout.len() + 2);
     store_bytes(&segment.atomic_bytes()[..header], &bytes[..header]);
     let attacher = attach_in_thread(&segment);
     thread::sleep(Duration::from_millis(30));
@@ -58,11 +64,7 @@ fn attach_waits_for_a_creator_that_wrote_the_count_first() {
 #[test]
 fn attach_waits_for_a_creator_that_stores_the_count_last() {
     // shmkit's order where a list cannot be hidden until complete (macOS, Windows).
-    let texts = items(20);
-    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
-    let (layout, bytes) = encode(&list);
-    let segment = Segment::create(bytes.len()).unwrap();
-    let _guard = Unlink(segment.name().to_owned());
+    let (layout, bytes, segment, _guard) = unfilled_list_of(20);
     store_bytes(&segment.atomic_bytes()[8..], &bytes[8..]);
     let attacher = attach_in_thread(&segment);
     thread::sleep(Duration::from_millis(30));

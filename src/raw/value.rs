@@ -182,36 +182,36 @@ fn make<'env>(
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
+/// A value made by `create`, a Node-API function of the shape `(env, arg, &mut result)`.
+fn make_from<'env, A>(
+    env: &'env Env,
+    what: &str,
+    create: unsafe fn(sys::napi_env, A, *mut sys::napi_value) -> sys::napi_status,
+    arg: A,
+) -> Result<Unknown<'env>, Code> {
+    // SAFETY: `create` is a Node-API function that makes a value from `arg` by value (nothing
+    // it reads can dangle); `env` is this call's live env and `out` a valid out-pointer.
+    make(env, what, |env, out| unsafe { create(env, arg, out) })
+}
+
 /// A number from an int64 (exact within ±2^53).
 pub fn int64(env: &Env, int: i64) -> Result<Unknown<'_>, Code> {
-    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
-    make(env, "napi_create_int64", |env, out| unsafe {
-        sys::napi_create_int64(env, int, out)
-    })
+    make_from(env, "napi_create_int64", sys::napi_create_int64, int)
 }
 
 /// A bigint.
 pub fn bigint(env: &Env, int: i64) -> Result<Unknown<'_>, Code> {
-    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
-    make(env, "napi_create_bigint_int64", |env, out| unsafe {
-        sys::napi_create_bigint_int64(env, int, out)
-    })
+    make_from(env, "napi_create_bigint_int64", sys::napi_create_bigint_int64, int)
 }
 
 /// A number.
 pub fn double(env: &Env, number: f64) -> Result<Unknown<'_>, Code> {
-    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
-    make(env, "napi_create_double", |env, out| unsafe {
-        sys::napi_create_double(env, number, out)
-    })
+    make_from(env, "napi_create_double", sys::napi_create_double, number)
 }
 
 /// `true` or `false`.
 pub fn js_boolean(env: &Env, boolean: bool) -> Result<Unknown<'_>, Code> {
-    // SAFETY: `env` is this call's live env, `out` the out-pointer `make` passes.
-    make(env, "napi_get_boolean", |env, out| unsafe {
-        sys::napi_get_boolean(env, boolean, out)
-    })
+    make_from(env, "napi_get_boolean", sys::napi_get_boolean, boolean)
 }
 
 /// `null`.

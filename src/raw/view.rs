@@ -129,7 +129,7 @@ impl View {
     /// Forgets windows that JS has collected, when their number has doubled since last time
     /// (so a program making many short-lived windows pays O(1) per window on average).
     fn sweep_windows(&mut self, env: &Env) {
-        if self.windows.len() < 2 * self.swept.max(8) {
+        if self.windows.len() < self.swept.max(8).saturating_mul(2) {
             return;
         }
         let mut kept = Vec::with_capacity(self.windows.len());

@@ -15,12 +15,12 @@
 #[cfg_attr(unix, path = "unix.rs")]
 #[cfg_attr(windows, path = "windows.rs")]
 mod os;
-pub(crate) mod wait;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::futex::{self, WAIT_SLICE};
 use crate::{Closed, Error, Result, ShmName};
 
 /// What each OS backend provides. Both backends implement it, so neither can drift.
@@ -465,10 +465,6 @@ pub enum Waited {
     TimedOut,
 }
 
-/// The longest a wait sleeps in the OS before it looks again at the segment: this bounds how
-/// long a waiter takes to notice [`Segment::retire`] (and a lock holder's death).
-pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
-
 impl Segment {
     /// The aligned 32-bit word at `offset`, shared with every process that maps the segment.
     ///
@@ -522,9 +518,9 @@ impl Segment {
             if slice.is_zero() {
                 return Ok(Waited::TimedOut);
             }
-            let woke = wait::wait(word, expected, slice).map_err(|e| Error::os("wait", self.name(), e))?;
+            let woke = futex::wait(word, expected, slice).map_err(|e| Error::os("wait", self.name(), e))?;
             self.live()?;
-            if woke != wait::Wake::TimedOut || word.load(Ordering::SeqCst) != expected {
+            if woke != futex::Wake::TimedOut || word.load(Ordering::SeqCst) != expected {
                 return Ok(Waited::Ok);
             }
         }
@@ -539,7 +535,7 @@ impl Segment {
     #[doc(alias = "futex")]
     pub fn notify(&self, offset: usize, count: u32) -> Result<usize> {
         let word = self.live_word(offset)?;
-        wait::wake(word, count).map_err(|e| Error::os("notify", self.name(), e))
+        futex::wake(word, count).map_err(|e| Error::os("notify", self.name(), e))
     }
 
     /// Marks this handle closed for waiting and locking: waits in progress on any thread end

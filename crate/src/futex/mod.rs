@@ -1,0 +1,77 @@
+//! Futex-style waiting on a 32-bit word of shared memory, across processes: sleep while the
+//! word holds an expected value, until another process or thread changes it and wakes the
+//! sleepers. The one primitive that [`crate::Segment::wait`] and [`crate::lock`] build on.
+//!
+//! The contract is [`Backend`]'s, with Linux semantics; each OS has one struct per way it can
+//! sleep on shared memory (the shape of parking_lot_core's `thread_parker`), and the choice
+//! among them is made once, by [`backend`]:
+//! - Linux: [`linux::Futex`], `futex(2)` without `FUTEX_PRIVATE_FLAG`;
+//! - macOS: `os_sync_wait_on_address` with the shared flag (14.4+), else `__ulock_wait` with
+//!   the shared operation, else [`poll::Poll`];
+//! - Windows: [`poll::Poll`] (`WaitOnAddress` only wakes within one process).
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(target_vendor = "apple")]
+mod macos;
+#[cfg_attr(not(any(windows, target_vendor = "apple")), allow(dead_code))]
+mod poll;
+
+use std::io;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// The longest a wait sleeps in the OS before its caller looks again at the world: this
+/// bounds how long a waiter takes to notice a retired segment (and a lock holder's death).
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// How one OS wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Woken by a `wake`, or by the word changing (which is what callers wait for).
+    Woken,
+    /// The word did not hold `expected` when the wait began.
+    Mismatch,
+    /// The timeout ran out, or a signal or spurious wake-up ended the wait.
+    TimedOut,
+}
+
+/// One way to sleep on a word of shared memory, with Linux semantics.
+pub(crate) trait Backend: Sync {
+    /// Sleeps while `*word == expected`, for at most `timeout` (always finite: callers wait in
+    /// slices of at most [`WAIT_SLICE`] so that they notice a closed segment or a dead lock
+    /// holder). It may return early for no reason, so callers check the word again.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> io::Result<Wake>;
+
+    /// Wakes up to `count` sleepers on `word` in any process, returning how many it woke where
+    /// the OS says so (else 1 if it may have woken any, 0 if none slept or it cannot tell).
+    fn wake(&self, word: &AtomicU32, count: u32) -> io::Result<usize>;
+}
+
+/// This OS's backend, chosen once.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn backend() -> &'static dyn Backend {
+    &linux::Futex
+}
+
+/// This OS's backend, chosen once.
+#[cfg(target_vendor = "apple")]
+fn backend() -> &'static dyn Backend {
+    macos::backend()
+}
+
+/// This OS's backend, chosen once.
+#[cfg(windows)]
+fn backend() -> &'static dyn Backend {
+    &poll::Poll
+}
+
+/// [`Backend::wait`] on this OS.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> io::Result<Wake> {
+    backend().wait(word, expected, timeout)
+}
+
+/// [`Backend::wake`] on this OS.
+pub(crate) fn wake(word: &AtomicU32, count: u32) -> io::Result<usize> {
+    backend().wake(word, count)
+}
