@@ -85,6 +85,27 @@ fn a_segment_of_zeros_is_waited_for_briefly_then_taken_as_an_empty_list() {
     assert!(Layout::attach(segment.atomic_bytes()).unwrap().is_empty());
 }
 
+/// Where a list cannot be hidden until complete (Windows, macOS), an opener may find its
+/// creator filling it: offsets laid out, items being written, the count (stored last) still 0.
+/// A big list takes longer to fill than the brief wait for a merely sized segment.
+#[test]
+fn a_list_its_creator_is_still_filling_is_waited_for_not_taken_as_empty() {
+    let texts = items(100);
+    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
+    let (_, bytes) = encode(&list);
+    let segment = Segment::create(bytes.len()).unwrap();
+    let _guard = Unlink(segment.name().to_owned());
+    let mem = segment.atomic_bytes();
+    store_bytes(&mem[8..], &bytes[8..]);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(600));
+            store_bytes(&mem[..8], &bytes[..8]);
+        });
+        assert_eq!(Layout::attach(mem).unwrap().len(), 100);
+    });
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn on_linux_a_list_gets_its_name_only_once_complete() {
