@@ -297,3 +297,24 @@ for (const [what, end] of endings) {
     t.is(sizeOf(name), 8192)
   })
 }
+
+test('a creator that makes its name again after someone unlinked it still cleans up the new segment', async (t) => {
+  if (!posix) return t.pass('Windows sections die with their last handle')
+  const child = fork(join(FIXTURES, 'recreated-name.cjs'), ['tracked'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  child.stderr!.resume()
+  const next = () => new Promise<unknown>((resolve) => child.once('message', resolve))
+  const { name } = (await next()) as { name: string }
+  t.teardown(() => {
+    child.kill('SIGKILL')
+    try {
+      SharedMemory.open(name).unlink()
+    } catch {}
+  })
+  inAnotherProcess('SharedMemory.open(process.argv[1]).unlink()', [name])
+  child.send('recreate')
+  t.is(await next(), 'done')
+  t.true(exists(name))
+  child.kill('SIGKILL')
+  await exited(child)
+  t.deepEqual(await goneWithin([name]), [], 'the helper knew the new object')
+})

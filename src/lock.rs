@@ -202,8 +202,13 @@ impl ShmLock {
             )
         };
         if status != sys::Status::napi_ok {
-            // SAFETY: no buffer was made, so the finalizer never runs: `hint` is still ours.
-            drop(unsafe { Arc::from_raw(hint.cast_const()) });
+            if crate::view::hint_never_taken(status) {
+                // SAFETY: Node refused before making the finalizer, which never runs: `hint`
+                // is still ours, and this is its only release.
+                drop(unsafe { Arc::from_raw(hint.cast_const()) });
+            }
+            // Otherwise Node has run or will run `release_lock`, which frees `hint`.
+            crate::view::take_exception_code(env);
             return Ok(None);
         }
         self.state_exported = true;

@@ -214,7 +214,7 @@ pub(crate) fn refusal(env: &Env, status: sys::napi_status, what: &str, len: usiz
 }
 
 /// Clears a pending JS exception, if any, and returns its `code` property.
-fn take_exception_code(env: &Env) -> Option<String> {
+pub(crate) fn take_exception_code(env: &Env) -> Option<String> {
     let mut pending = false;
     // SAFETY: `env` is the live env of the current call; `pending` is a valid out-pointer.
     let status = unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
