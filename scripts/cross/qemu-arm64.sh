@@ -6,9 +6,12 @@
 #
 # An arm64 process must be able to exec arm64 children: the core's tests re-run their own
 # binary, ava forks node, the specs fork fixtures. qemu-user does not follow an exec by itself,
-# and binfmt_misc is not set up in a container, so this script registers qemu for aarch64 ELF
-# files for its own run (Debian's line from /usr/lib/binfmt.d/qemu-aarch64.conf) and removes
-# the registration, and the binfmt_misc mount if it made one, when it exits.
+# and binfmt_misc is not set up in a container, so unless the machine already has a qemu-aarch64
+# handler this script registers one for its own run, under a name of its own (Debian's line
+# from /usr/lib/binfmt.d/qemu-aarch64.conf), and removes that entry when it exits. Two runs at
+# once (two clones on one machine) each have their own entry: one run ending never takes the
+# handler from under the other, whose children would then fail to exec. The binfmt_misc mount,
+# if this script made it, stays: unmounting it could do just that to a concurrent run.
 #
 # usage: scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
 source "$(dirname "$0")/lib.sh"
@@ -25,20 +28,18 @@ rust_web_install
 
 WORK="$(mktemp -d)"
 BINFMT=/proc/sys/fs/binfmt_misc
-mounted= registered=
+HANDLER="shmkit-qemu-aarch64-$$"
+registered=
 binfmt_on() {
-  if [ ! -e "$BINFMT/register" ]; then
-    mount -t binfmt_misc binfmt_misc "$BINFMT"
-    mounted=1
-  fi
-  if [ ! -e "$BINFMT/qemu-aarch64" ]; then
-    grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | head -n1 >"$BINFMT/register"
+  [ -e "$BINFMT/register" ] || mount -t binfmt_misc binfmt_misc "$BINFMT"
+  if [ "$(head -n1 "$BINFMT/qemu-aarch64" 2>/dev/null)" != enabled ]; then
+    grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | head -n1 \
+      | sed "s/^:qemu-aarch64:/:$HANDLER:/" >"$BINFMT/register"
     registered=1
   fi
 }
 cleanup() {
-  [ -z "$registered" ] || echo -1 >"$BINFMT/qemu-aarch64"
-  [ -z "$mounted" ] || umount "$BINFMT"
+  [ -z "$registered" ] || echo -1 >"$BINFMT/$HANDLER"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,7 +52,10 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SY
 BUILD=(-Zbuild-std=std,panic_abort --target "$TARGET" --release)
 
 core_tests() {
-  xcargo test "${BUILD[@]}" -p shmkit-core
+  # Built (under SHMKIT_CARGO_LOCK if set), then run without holding the lock: the emulated
+  # run takes minutes, the build lock is for builds.
+  xcargo test "${BUILD[@]}" -p shmkit-core --no-run
+  SHMKIT_CARGO_LOCK= xcargo test "${BUILD[@]}" -p shmkit-core
 }
 
 ava_suites() {
