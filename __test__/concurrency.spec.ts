@@ -186,13 +186,18 @@ test.serial('openers racing a list creator get ENOENT or the whole list, never a
       SharedMemory.open(name).unlink()
     } catch {}
   })
-  const openers = Array.from({ length: 4 }, () => runChild('list-race-open.cjs', [name]))
+  const started: ChildProcess[] = []
+  const onMessage = (m: unknown, child: ChildProcess) => m === 'ready' && started.push(child)
+  const openers = Array.from({ length: 4 }, () => runChild('list-race-open.cjs', [name], { onMessage }))
   await new Promise((r) => setTimeout(r, 300))
   const sl = new ShareableList(items, { name })
+  // An opener not ready yet finds the list at its first open and needs no word; one that has
+  // just ended needs none either (the callback takes the send's error).
+  for (const child of started) if (child.connected) child.send('created', () => {})
   const results = await Promise.all(openers)
   for (const { code, messages, stderr } of results) {
     t.is(code, 0, stderr)
-    const { seen } = messages[0] as { enoent: number; seen: Array<{ length?: number; last?: unknown; error?: string }> }
+    const { seen } = messages.find((m) => m !== 'ready') as { enoent: number; seen: Array<{ length?: number; last?: unknown; error?: string }> }
     t.true(seen.length > 0, 'each opener eventually attached')
     for (const s of seen) t.deepEqual(s, { length: items.length, last: items.at(-1) })
   }
