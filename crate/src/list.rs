@@ -106,6 +106,10 @@ const HEADER_LEN: usize = 16;
 /// The smallest page size of the supported OSes: segments there are multiples of it
 /// (macOS and Windows round sizes up to pages; Linux keeps them exact).
 const PAGE_LEN: usize = 4096;
+/// The largest page of the supported OSes (64 KiB: some Linux arm64 kernels; Apple silicon
+/// has 16 KiB). An empty list (16 bytes) rounds up to one page at most, so a segment of zeros
+/// larger than this is never a finished empty list.
+const LARGEST_PAGE_LEN: usize = 64 * 1024;
 
 const FORMAT_INT: &[u8; 8] = b"q\0\0\0\0\0\0\0";
 const FORMAT_FLOAT: &[u8; 8] = b"d\0\0\0\0\0\0\0";
@@ -305,15 +309,26 @@ impl Layout {
     /// # Errors
     /// As [`Layout::read`].
     pub fn attach(mem: &[AtomicU8]) -> Result<Layout> {
-        let mut deadline = None;
+        // The grace the deadline was set for, and the deadline.
+        let mut deadline: Option<(Duration, Instant)> = None;
         loop {
             let (otherwise, grace) = match Layout::parse(mem) {
                 Ok(layout) => return Ok(layout),
-                Err(Problem::Bad(e)) => return Err(e),
                 Err(Problem::Unfinished { otherwise, grace }) => (otherwise, grace),
+                Err(Problem::Bad(e)) => return Err(e),
             };
             let now = Instant::now();
-            let until = *deadline.get_or_insert_with(|| now.checked_add(grace).unwrap_or(now));
+            // A creator seen sizing the list and then filling it gets the longer grace from
+            // when it started filling. Only ever lengthened, so a peer flipping the bytes back
+            // and forth cannot keep an opener waiting beyond both graces.
+            let until = match deadline {
+                Some((set_for, until)) if set_for >= grace => until,
+                _ => {
+                    let until = now.checked_add(grace).unwrap_or(now);
+                    deadline = Some((grace, until));
+                    until
+                }
+            };
             if now >= until {
                 return otherwise;
             }
@@ -341,10 +356,12 @@ impl Layout {
             // A shmkit creator that cannot hide a list until it is complete stores the count
             // last: a count of 0 followed by a first slot's end is a list still being written.
             // So is a segment of zeros longer than an empty list (16 bytes) that no page
-            // rounding explains: a creator (CPython's, say) that has sized it but not written
-            // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
+            // rounding explains: a creator (CPython's, say, or shmkit's an instant before it
+            // writes the offsets) that has sized it but not written yet. (Up to a page they
+            // are taken at once: on macOS and Windows every empty list is a page of zeros.)
             let filling = src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]);
-            if filling || (len > HEADER_LEN && !len.is_multiple_of(PAGE_LEN)) {
+            let sized_only = len > HEADER_LEN && (!len.is_multiple_of(PAGE_LEN) || len > LARGEST_PAGE_LEN);
+            if filling || sized_only {
                 return Err(Problem::Unfinished {
                     otherwise: Ok(Layout::empty()),
                     grace: if filling { FILLING_GRACE } else { UNFINISHED_GRACE },

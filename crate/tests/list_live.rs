@@ -106,6 +106,32 @@ fn a_list_its_creator_is_still_filling_is_waited_for_not_taken_as_empty() {
     });
 }
 
+/// The instant between a creator making a big segment and writing its offsets, an opener sees
+/// nothing but zeros, whole pages of them on Windows and macOS. More than a page of zeros is
+/// never a finished empty list: it is waited for, and once the offsets appear the longer
+/// grace for a list being filled runs from then.
+#[test]
+fn a_big_segment_of_zeros_is_waited_for_then_filled_not_taken_as_empty() {
+    let texts = items(10_000);
+    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
+    let (_, bytes) = encode(&list);
+    let len = bytes.len().next_multiple_of(4096);
+    assert!(len > 64 * 1024);
+    let segment = Segment::create(len).unwrap();
+    let _guard = Unlink(segment.name().to_owned());
+    let mem = segment.atomic_bytes();
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            // Offsets after less than the brief grace; the count after more than it.
+            thread::sleep(Duration::from_millis(100));
+            store_bytes(&mem[8..bytes.len()], &bytes[8..]);
+            thread::sleep(Duration::from_millis(400));
+            store_bytes(&mem[..8], &bytes[..8]);
+        });
+        assert_eq!(Layout::attach(mem).unwrap().len(), 10_000);
+    });
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn on_linux_a_list_gets_its_name_only_once_complete() {
