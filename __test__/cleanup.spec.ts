@@ -79,7 +79,8 @@ for (const [what, how, end] of paths) {
       }
     })
     t.is(report.names.length, 4)
-    t.true(report.names.every(exists), 'the segments existed while the creator lived')
+    const missing = report.names.filter((name) => !exists(name))
+    t.deepEqual(missing, [], `the segments existed while the creator lived (it has ${child.exitCode === null ? 'not ' : ''}ended: ${child.exitCode ?? ''} ${child.signalCode ?? ''})`)
     end(child)
     const status = await exited(child)
     t.log(`creator ended with ${JSON.stringify(status)}`)
