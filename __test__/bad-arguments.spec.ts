@@ -177,7 +177,9 @@ test('a class called without new has no side effect: no segment is made or opene
   class Sub extends SharedMemory {}
   const sub = new Sub({ name })
   t.true(sub instanceof SharedMemory)
-  t.is(sub.size, 64)
+  // An attacher sees the OS's size: exact on Linux, whole pages on macOS and Windows.
+  if (process.platform === 'linux') t.is(sub.size, 64)
+  else t.true(sub.size >= 64 && sub.size % 4096 === 0, `size ${sub.size}`)
   sub.close()
   shm.close()
 })

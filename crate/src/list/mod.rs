@@ -111,6 +111,10 @@ const HEADER_LEN: usize = 16;
 /// The smallest page size of the supported OSes: segments there are multiples of it
 /// (macOS and Windows round sizes up to pages; Linux keeps them exact).
 const PAGE_LEN: usize = 4096;
+/// The largest page of the supported OSes (64 KiB: some Linux arm64 kernels; Apple silicon
+/// has 16 KiB). An empty list (16 bytes) rounds up to one page at most, so a segment of zeros
+/// larger than this is never a finished empty list.
+const LARGEST_PAGE_LEN: usize = 64 * 1024;
 
 const FORMAT_INT: &[u8; 8] = b"q\0\0\0\0\0\0\0";
 const FORMAT_FLOAT: &[u8; 8] = b"d\0\0\0\0\0\0\0";
@@ -191,8 +195,9 @@ pub struct Layout {
 enum Problem {
     /// Never a valid list.
     Bad(Error),
-    /// What a list still being written looks like; `otherwise` is the answer if it stays so.
-    Unfinished { otherwise: Result<Layout> },
+    /// What a list still being written looks like; `otherwise` is the answer if it stays so
+    /// for `grace`.
+    Unfinished { otherwise: Result<Layout>, grace: Duration },
 }
 
 impl From<Error> for Problem {
@@ -204,6 +209,13 @@ impl From<Error> for Problem {
 /// How long [`Layout::attach`] waits for a list that looks half-written (its creator is
 /// still writing it) before taking it as it stands.
 const UNFINISHED_GRACE: Duration = Duration::from_millis(200);
+
+/// The same for a list whose shmkit creator has laid out every offset and is filling the items
+/// (the count goes last) where it cannot hide the list until complete (Windows, macOS). That
+/// takes longer for a big list — about 200 ms for a million items natively, more under Wine —
+/// and a creator this far along almost always finishes: only a creator that dies mid-fill
+/// costs an opener this wait.
+const FILLING_GRACE: Duration = Duration::from_secs(5);
 
 impl Layout {
     fn from_offsets(offsets: Vec<usize>) -> Option<Layout> {
@@ -286,27 +298,39 @@ impl Layout {
         match Layout::parse(bytes) {
             Ok(layout) => Ok(layout),
             Err(Problem::Bad(e)) => Err(e),
-            Err(Problem::Unfinished { otherwise }) => otherwise,
+            Err(Problem::Unfinished { otherwise, .. }) => otherwise,
         }
     }
 
     /// Reads and validates the list in a live segment, as [`Layout::read`], copying each
     /// field once before checking it. A list that looks half-written — what an open racing
     /// its creator sees where the creator cannot hide it until complete — is waited for,
-    /// briefly ([`UNFINISHED_GRACE`]), then taken as it stands.
+    /// briefly ([`UNFINISHED_GRACE`]; [`FILLING_GRACE`] once a shmkit creator has laid out
+    /// its offsets), then taken as it stands.
     ///
     /// # Errors
     /// As [`Layout::read`].
     pub fn attach(mem: &[AtomicU8]) -> Result<Layout> {
-        let mut deadline = None;
+        // The grace the deadline was set for, and the deadline.
+        let mut deadline: Option<(Duration, Instant)> = None;
         loop {
-            let otherwise = match Layout::parse(mem) {
+            let (otherwise, grace) = match Layout::parse(mem) {
                 Ok(layout) => return Ok(layout),
+                Err(Problem::Unfinished { otherwise, grace }) => (otherwise, grace),
                 Err(Problem::Bad(e)) => return Err(e),
-                Err(Problem::Unfinished { otherwise }) => otherwise,
             };
             let now = Instant::now();
-            let until = *deadline.get_or_insert_with(|| now.checked_add(UNFINISHED_GRACE).unwrap_or(now));
+            // A creator seen sizing the list and then filling it gets the longer grace from
+            // when it started filling. Only ever lengthened, so a peer flipping the bytes back
+            // and forth cannot keep an opener waiting beyond both graces.
+            let until = match deadline {
+                Some((set_for, until)) if set_for >= grace => until,
+                _ => {
+                    let until = now.checked_add(grace).unwrap_or(now);
+                    deadline = Some((grace, until));
+                    until
+                }
+            };
             if now >= until {
                 return otherwise;
             }
@@ -334,13 +358,15 @@ impl Layout {
             // A shmkit creator that cannot hide a list until it is complete stores the count
             // last: a count of 0 followed by a first slot's end is a list still being written.
             // So is a segment of zeros longer than an empty list (16 bytes) that no page
-            // rounding explains: a creator (CPython's, say) that has sized it but not written
-            // yet. (Page-sized ones are taken at once: on macOS and Windows every empty list is.)
-            let being_written = src.word(HEADER_LEN).is_some_and(|w| w != [0; 8])
-                || (len > HEADER_LEN && !len.is_multiple_of(PAGE_LEN));
-            if being_written {
+            // rounding explains: a creator (CPython's, say, or shmkit's an instant before it
+            // writes the offsets) that has sized it but not written yet. (Up to a page they
+            // are taken at once: on macOS and Windows every empty list is a page of zeros.)
+            let filling = src.word(HEADER_LEN).is_some_and(|w| w != [0; 8]);
+            let sized_only = len > HEADER_LEN && (!len.is_multiple_of(PAGE_LEN) || len > LARGEST_PAGE_LEN);
+            if filling || sized_only {
                 return Err(Problem::Unfinished {
                     otherwise: Ok(Layout::empty()),
+                    grace: if filling { FILLING_GRACE } else { UNFINISHED_GRACE },
                 });
             }
             return Ok(Layout::empty());
@@ -372,7 +398,10 @@ impl Layout {
             ));
             if off == 0 {
                 // CPython writes the count first, then the offsets.
-                return Err(Problem::Unfinished { otherwise: Err(spans) });
+                return Err(Problem::Unfinished {
+                    otherwise: Err(spans),
+                    grace: UNFINISHED_GRACE,
+                });
             }
             let step = off
                 .checked_sub(prev)
@@ -402,6 +431,7 @@ impl Layout {
                 // Never written: its creator has not got this far yet.
                 return Err(Problem::Unfinished {
                     otherwise: checked.map(|_| layout),
+                    grace: UNFINISHED_GRACE,
                 });
             }
             checked?;
