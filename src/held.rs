@@ -9,13 +9,14 @@ use std::ptr::{self, NonNull};
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::error::{check, Code};
+use crate::error::{check, error, Code};
 
 /// Keeps a JS object (and so the Rust value napi-rs boxed inside it) alive until
 /// [`Held::release`], which must be called from a finalizer or method that has the `Env`.
 pub struct Held<T> {
     reference: sys::napi_ref,
     native: NonNull<T>,
+    weak: bool,
 }
 
 impl<T> Held<T> {
@@ -33,7 +34,11 @@ impl<T> Held<T> {
             unsafe { sys::napi_create_reference(env.raw(), value, 1, &mut reference) },
             "napi_create_reference",
         )?;
-        Ok(Held { reference, native })
+        Ok(Held {
+            reference,
+            native,
+            weak: false,
+        })
     }
 
     /// The Rust value.
@@ -58,7 +63,29 @@ impl<T> Held<T> {
             unsafe { sys::napi_get_reference_value(env.raw(), self.reference, &mut value) },
             "napi_get_reference_value",
         )?;
+        if value.is_null() {
+            return Err(error(Code("ERR_SHM_INTERNAL"), "a weakened reference outlived its object"));
+        }
         Ok(value)
+    }
+
+    /// Makes the reference weak. Only for a caller that has made the object reachable from the
+    /// JS object that owns this `Held`, for good (a non-configurable property): then the object
+    /// lives as long as any call that uses [`Held::get`], and both can die in one garbage
+    /// collection, where a strong reference kept the held object alive until the owner's
+    /// finalizer ran, one collection later (so every one was promoted to the old generation).
+    pub fn weaken(&mut self, env: &Env) -> Result<(), Code> {
+        if self.weak {
+            return Ok(());
+        }
+        let mut count = 0;
+        // SAFETY: the reference was made in this env with a count of 1 and is still alive.
+        check(
+            unsafe { sys::napi_reference_unref(env.raw(), self.reference, &mut count) },
+            "napi_reference_unref",
+        )?;
+        self.weak = true;
+        Ok(())
     }
 
     /// Lets the object go (it may then be collected).

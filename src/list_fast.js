@@ -21,7 +21,28 @@
     const klass = exports.ShareableList
     const proto = klass.prototype
     const layoutOf = proto._layout
+    const weakenShm = proto._weakenShm
     delete proto._layout
+    delete proto._weakenShm
+    const close = proto.close
+    // A closed list keeps its SharedMemory (`list.shm` still answers) as a property rather than
+    // through a Node-API strong reference, which kept it alive one collection longer than the
+    // list: with 100 000 lists opened and closed, enough survivors to grow V8's young
+    // generation to its maximum (+12 MiB RSS). Now both die in the same scavenge.
+    const SHM = Symbol('shmkit.listShm')
+    const closing = {
+      close() {
+        if (typeof this === 'object' && this !== null && !Object.hasOwn(this, SHM)) {
+          try {
+            const shm = this.shm
+            Object.defineProperty(this, SHM, { value: shm })
+            weakenShm.call(this)
+          } catch {} // not a list (the native close says so), or frozen: the reference stays strong
+        }
+        return close.call(this)
+      },
+    }
+    Object.defineProperty(proto, 'close', { value: closing.close, writable: true, configurable: true, enumerable: false })
     // The layout's words are little-endian below; elsewhere only the native path runs.
     if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) return
     const native = { get: proto.get, set: proto.set, toArray: proto.toArray, count: proto.count, index: proto.index }

@@ -298,6 +298,14 @@ impl ShareableList {
         })
     }
 
+    /// For `list_fast.js` only, which first makes the SharedMemory a non-configurable property
+    /// of this list: the list then stops holding it through a strong Node-API reference, so
+    /// that a closed list and its SharedMemory are collected together (see `Held::weaken`).
+    #[napi(skip_typescript, js_name = "_weakenShm", catch_unwind)]
+    pub fn weaken_shm(&mut self, env: Env) -> Result<(), Code> {
+        guard(|| self.shm.weaken(&env))
+    }
+
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.
     #[napi(catch_unwind)]
     pub fn close(&mut self, env: Env) -> Result<(), Code> {
