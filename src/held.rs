@@ -64,7 +64,10 @@ impl<T> Held<T> {
             "napi_get_reference_value",
         )?;
         if value.is_null() {
-            return Err(error(Code("ERR_SHM_INTERNAL"), "a weakened reference outlived its object"));
+            return Err(error(
+                Code("ERR_SHM_INTERNAL"),
+                "a weakened reference outlived its object",
+            ));
         }
         Ok(value)
     }
