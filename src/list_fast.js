@@ -5,8 +5,8 @@
 // start) is the one shmkit_core::list::Layout validated at attach, handed over once by
 // `_layout`; the segment's header is never read here. Per access this path reads only what
 // it recognises exactly — the int/float/bool/None formats, and `<slot>s` for str/bytes —
-// through the core's reader protocol (code, copy, code, copy, code, every load an Atomics
-// load, so ordered), and never writes a byte while reading. Anything else (a busy item, a
+// through the core's reader protocol (code, copy, code, copy, code; see `load` below for the
+// ordering), and never writes a byte while reading. Anything else (a busy item, a
 // format it does not know, a copy that keeps changing, invalid UTF-8, a closed segment, a
 // wrong receiver or argument) is handed to the native method, which either answers or throws
 // the core's error (ERR_SHM_CORRUPT, ERR_SHM_CLOSED, ...). So both paths answer alike by
@@ -14,7 +14,7 @@
 // corruptions.
 //
 // Writers take the item's lock as the core does: one compare-and-swap of the code byte to
-// BUSY (0xff), then data, format and the final code, each an Atomics store. When the item is
+// BUSY (0xff), then data, format, and the final code with an Atomics store. When the item is
 // held the native writer takes over (it backs off and takes over from dead holders).
 ;(function makeListFastPath() {
   return function installListFastPath(exports) {
@@ -149,7 +149,7 @@
       if (fast.strFormats[2 * i] === 0) {
         const slotLen = fast.slots[i + 1] - fast.slots[i]
         if (slotLen > MAX_SLOT_LEN) {
-          fast.strFormats[2 * i] = -1 // never matches: such a format is for the native path
+          fast.strFormats[2 * i] = -1 // no format can say this slot's size: the native path reads it
           return
         }
         const text = `${slotLen}s`
@@ -177,6 +177,7 @@
       }
       if (code === CODE_STR || code === CODE_BYTES) {
         strFormat(fast, i)
+        if (fast.strFormats[2 * i] === -1) return 0
         if (lo === fast.strFormats[2 * i] && hi === fast.strFormats[2 * i + 1]) return code === CODE_STR ? STR : BYTES
       }
       return 0
