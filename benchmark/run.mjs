@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 import { Bench } from 'tinybench'
 
-import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './more.mjs'
+import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './bulk-and-peers.mjs'
 import { renderChart } from './chart.mjs'
 import { cFutexWake, ipcWake, shmkitWake } from './sync.mjs'
 

@@ -5,14 +5,14 @@
 use napi::bindgen_prelude::*;
 
 use crate::error::{type_error, Code};
+use crate::raw;
+
+/// `Number.MAX_SAFE_INTEGER`: above it, JS numbers no longer hold every integer.
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A number argument (any number; range checks are the caller's).
 pub fn number(env: &Env, value: Unknown, name: &str) -> Result<f64, Code> {
-    if kind(&value) != ValueType::Number {
-        return Err(wrong_type(env, name, "of type number", &value));
-    }
-    // SAFETY: `value` is a number of this call's env, as just checked.
-    unsafe { value.cast::<f64>() }.map_err(|_| wrong_type(env, name, "of type number", &value))
+    raw::number(&value).ok_or_else(|| wrong_type(env, name, "of type number", &value))
 }
 
 /// A number argument that may be left out: `undefined` and `null` are `None`.
@@ -25,11 +25,7 @@ pub fn optional_number(env: &Env, value: Option<Unknown>, name: &str) -> Result<
 
 /// A string argument.
 pub fn string(env: &Env, value: Unknown, name: &str) -> Result<String, Code> {
-    if kind(&value) != ValueType::String {
-        return Err(wrong_type(env, name, "of type string", &value));
-    }
-    // SAFETY: `value` is a string of this call's env, as just checked.
-    unsafe { value.cast::<String>() }.map_err(|_| wrong_type(env, name, "of type string", &value))
+    raw::text(&value).ok_or_else(|| wrong_type(env, name, "of type string", &value))
 }
 
 /// Whether an optional argument was left out (`undefined` or `null`).
@@ -58,16 +54,14 @@ fn received(value: &Unknown) -> String {
     match kind(value) {
         ValueType::Undefined => "undefined".into(),
         ValueType::Null => "null".into(),
-        // SAFETY: the value is a string, as just checked.
-        ValueType::String => match unsafe { value.cast::<String>() } {
-            Ok(s) if s.chars().count() <= 25 => format!("type string ('{s}')"),
-            Ok(s) => format!("type string ('{}...')", s.chars().take(25).collect::<String>()),
-            Err(_) => "type string".into(),
+        ValueType::String => match raw::text(value) {
+            Some(s) if s.chars().count() <= 25 => format!("type string ('{s}')"),
+            Some(s) => format!("type string ('{}...')", s.chars().take(25).collect::<String>()),
+            None => "type string".into(),
         },
-        // SAFETY: the value is a number, as just checked.
-        ValueType::Number => match unsafe { value.cast::<f64>() } {
-            Ok(n) => format!("type number ({n})"),
-            Err(_) => "type number".into(),
+        ValueType::Number => match raw::number(value) {
+            Some(n) => format!("type number ({n})"),
+            None => "type number".into(),
         },
         ValueType::Boolean => "type boolean".into(),
         ValueType::BigInt => "type bigint".into(),
@@ -85,8 +79,5 @@ pub fn instance<'env, T: 'env + MaybeTypeTag>(
     name: &str,
     class: &str,
 ) -> Result<ClassInstance<'env, T>, Code> {
-    // SAFETY: `value` is an argument of the current call; the conversion checks that it wraps a
-    // `T` (napi_unwrap + type tag) before using the pointer.
-    unsafe { ClassInstance::<T>::from_napi_value(env.raw(), value.raw()) }
-        .map_err(|_| wrong_type(env, name, &format!("an instance of {class}"), &value))
+    raw::instance::<T>(env, &value).map_err(|_| wrong_type(env, name, &format!("an instance of {class}"), &value))
 }

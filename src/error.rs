@@ -1,6 +1,9 @@
-//! The one place where errors become JS errors with a stable `code`.
+//! The one place where errors become JS errors with a stable `code`: the table from the core's
+//! errors to JS codes and messages ([`from_core`]), and every code the binding throws itself.
 
 use napi::bindgen_prelude::*;
+
+use crate::raw::{self, Thrown};
 
 /// A JS error code (`err.code`): a POSIX errno name or one of the `ERR_SHM_*` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,12 +16,24 @@ impl AsRef<str> for Code {
 }
 
 pub const CLOSED: Code = Code("ERR_SHM_CLOSED");
+pub const CORRUPT: Code = Code("ERR_SHM_CORRUPT");
+pub const VALUE_TOO_LARGE: Code = Code("ERR_SHM_VALUE_TOO_LARGE");
+pub const VALUE_NOT_FOUND: Code = Code("ERR_SHM_VALUE_NOT_FOUND");
+pub const UNSUPPORTED_TYPE: Code = Code("ERR_SHM_UNSUPPORTED_TYPE");
+pub const TOO_MANY_MAPPINGS: Code = Code("ERR_SHM_TOO_MANY_MAPPINGS");
+pub const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
+pub const INTERNAL: Code = Code("ERR_SHM_INTERNAL");
+pub const NO_MEMORY: Code = Code("ENOMEM");
+pub const NO_THREAD: Code = Code("EAGAIN");
 pub const INVALID_NAME: Code = Code("ERR_SHM_INVALID_NAME");
 pub const INVALID_SIZE: Code = Code("ERR_SHM_INVALID_SIZE");
 pub const NO_EXTERNAL_BUFFERS: Code = Code("ERR_SHM_NO_EXTERNAL_BUFFERS");
 pub const INVALID_ARG_TYPE: Code = Code("ERR_INVALID_ARG_TYPE");
 pub const INVALID_ARG_VALUE: Code = Code("ERR_INVALID_ARG_VALUE");
 pub const PANIC: Code = Code("ERR_SHM_PANIC");
+pub const OUT_OF_RANGE: Code = Code("ERR_OUT_OF_RANGE");
+pub const NAPI: Code = Code("ERR_SHM_NAPI");
+pub const BUFFER_TOO_LARGE: Code = Code("ERR_SHM_BUFFER_TOO_LARGE");
 /// napi-rs skips re-throwing an error with this status when one is already pending, which
 /// is how a RangeError thrown by hand travels out of a `#[napi]` function.
 pub const PENDING: Code = Code("PendingException");
@@ -27,25 +42,57 @@ pub fn error(code: Code, message: impl Into<String>) -> Error<Code> {
     Error::new(code, message.into())
 }
 
+/// The table: a core error as the JS error users see (`err.code` and `err.message`).
 pub fn from_core(err: shmkit_core::Error) -> Error<Code> {
-    Error::new(Code(err.code()), err.to_string())
+    use shmkit_core::Error as Core;
+    let code = match &err {
+        Core::Os { .. } | Core::AlreadyHeld | Core::NotHeld => Code(err.errno_name().unwrap_or("EIO")),
+        Core::InvalidName(_) => INVALID_NAME,
+        Core::InvalidSize(_) => INVALID_SIZE,
+        Core::InvalidArgument(_) => INVALID_ARG_VALUE,
+        Core::Closed(what) => return closed(what),
+        Core::Corrupt(_) | Core::Busy => CORRUPT,
+        Core::IndexOutOfRange { .. } | Core::OutOfRange(_) => OUT_OF_RANGE,
+        Core::ValueTooLarge { .. } => VALUE_TOO_LARGE,
+        Core::TooManyMappings { .. } => return error(TOO_MANY_MAPPINGS, format!("{}: {err}", TOO_MANY_MAPPINGS.0)),
+    };
+    error(code, err.to_string())
+}
+
+/// [`from_core`] for an error met in the list in segment `name`, which the message names.
+pub fn from_core_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
+    let err = from_core(err);
+    let message = format!("segment '{name}': {}", err.reason);
+    error(err.status, message)
+}
+
+/// `ERR_SHM_CLOSED` for what was closed, named as JS knows it.
+pub fn closed(what: &shmkit_core::Closed) -> Error<Code> {
+    use shmkit_core::Closed;
+    let message = match what {
+        Closed::Segment(name) => format!("SharedMemory '{name}' is closed"),
+        Closed::Lock(offset) => format!("ShmLock at byte {offset} is closed"),
+        Closed::Manager => "the SharedMemoryManager has been shut down".to_owned(),
+    };
+    error(CLOSED, message)
 }
 
 /// Throws a `RangeError` with `code` and returns the error that tells napi-rs it is pending.
 pub fn range_error(env: &Env, code: Code, message: impl Into<String>) -> Error<Code> {
-    let raw = env.raw();
-    // SAFETY: `raw` is the live env of the current call.
-    unsafe { JsRangeError::from(Error::new(code, message.into())).throw_into(raw) };
+    raw::throw(env, Thrown::RangeError, Error::new(code, message.into()));
     Error::new(PENDING, String::new())
 }
 
 /// Throws a `TypeError` with code `ERR_INVALID_ARG_TYPE`, as Node's own argument checks do,
 /// and returns the error that tells napi-rs it is pending.
 pub fn type_error(env: &Env, message: impl Into<String>) -> Error<Code> {
-    let raw = env.raw();
-    // SAFETY: `raw` is the live env of the current call.
-    unsafe { JsTypeError::from(Error::new(INVALID_ARG_TYPE, message.into())).throw_into(raw) };
+    raw::throw(env, Thrown::TypeError, Error::new(INVALID_ARG_TYPE, message.into()));
     Error::new(PENDING, String::new())
+}
+
+/// A Node-API call that should not fail did (`ERR_SHM_NAPI`).
+pub fn napi_failure(message: impl Into<String>) -> Error<Code> {
+    error(NAPI, message)
 }
 
 /// The error a caught panic becomes. No panic is reachable by design; this is the last line
@@ -76,10 +123,7 @@ pub fn check(status: napi::sys::napi_status, what: &str) -> Result<(), Code> {
     if status == napi::sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(error(
-            Code("ERR_SHM_NAPI"),
-            format!("{what} failed with Node-API status {status}"),
-        ))
+        Err(napi_failure(format!("{what} failed with Node-API status {status}")))
     }
 }
 
@@ -105,16 +149,42 @@ pub fn options<T: FromNapiValue>(env: &Env, value: Option<Unknown>, what: &str) 
     match kind {
         ValueType::Undefined | ValueType::Null => Ok(None),
         ValueType::Object => {
-            // SAFETY: `value` is a live object of the current call's env.
-            unsafe { T::from_napi_value(env.raw(), value.raw()) }
-                .map(Some)
-                .map_err(|e| {
-                    type_error(
-                        env,
-                        format!("The \"{what}\" argument has a property of the wrong type: {}", e.reason),
-                    )
-                })
+            let object = raw::object(&value).ok_or_else(|| napi_failure("an object is not an object"))?;
+            raw::from_object(env, &object).map(Some).map_err(|e| {
+                type_error(
+                    env,
+                    format!("The \"{what}\" argument has a property of the wrong type: {}", e.reason),
+                )
+            })
         }
         _ => Err(crate::args::wrong_type(env, what, "an object", &value)),
+    }
+}
+
+/// The error for an external buffer Node would not make. Node may have thrown already (a
+/// length over `buffer.constants.MAX_LENGTH` is its `ERR_BUFFER_TOO_LARGE`); that exception is
+/// cleared and replaced by one of ours, which says what to use instead.
+pub fn refusal(env: &Env, refused: raw::Refused, what: &str, len: usize) -> Error<Code> {
+    let thrown = raw::take_exception_code(env);
+    if thrown.as_deref() == Some("ERR_BUFFER_TOO_LARGE") {
+        return error(
+            BUFFER_TOO_LARGE,
+            format!(
+                "a view of {len} bytes exceeds the largest Buffer this Node.js can make (buffer.constants.MAX_LENGTH); \
+                 use shm.window(byteOffset, byteLength) for views of at most that size, or shm.sharedBuffer (Node 22.23+)"
+            ),
+        );
+    }
+    match check_external(refused.0, what) {
+        Err(err) => err,
+        Ok(()) => napi_failure(format!("{what} failed")),
+    }
+}
+
+/// A view that could not be made, as the error JS sees.
+pub fn from_view(env: &Env, err: raw::ViewError) -> Error<Code> {
+    match err {
+        raw::ViewError::Failed(err) => err,
+        raw::ViewError::Refused(refused, len) => refusal(env, refused, "napi_create_external_buffer", len),
     }
 }

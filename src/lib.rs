@@ -1,5 +1,7 @@
 #![deny(clippy::all)]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 //! Node binding of shmkit-core: JS <-> core conversions only.
 
 use napi::bindgen_prelude::*;
@@ -8,15 +10,15 @@ use napi_derive::napi;
 mod args;
 mod error;
 mod fast;
-mod held;
 mod item;
 mod lock;
 mod manager;
+#[allow(unsafe_code)] // the one module that calls Node-API directly
+mod raw;
 mod shareable_list;
 mod shared_buffer;
 mod shared_memory;
 mod sync;
-mod view;
 
 pub use lock::ShmLock;
 pub use manager::SharedMemoryManager;
@@ -35,8 +37,7 @@ pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
     let hooks: Object = install.call(exports)?.coerce_to_object()?;
     let prototype: Object = hooks.get_named_property("listPrototype")?;
     let collect: Unknown = hooks.get_named_property("collect")?;
-    fast::install(&env, prototype.raw(), collect.raw())
-        .map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))?;
+    fast::install(&env, &prototype, &collect).map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))?;
     // Over the native get/set/toArray just installed: they stay its fallback.
     let install_list_fast_path: Function<Object, Unknown> = env.run_script(include_str!("list_fast.js"))?;
     install_list_fast_path.call(exports)?;

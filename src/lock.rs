@@ -4,21 +4,16 @@
 //! on this handle's state word, following the protocol of `shmkit_core::lock::ShmLock::
 //! handle_state`: a call into native code costs several times the lock itself. Everything
 //! else (waiting, dead holders, errors) comes here.
-#![allow(unsafe_code)]
 
-use std::ffi::c_void;
-use std::ptr;
 use std::sync::Arc;
-
-use napi::sys;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use shmkit_core::lock;
 
 use crate::args;
-use crate::error::{check, error, from_core, guard, Code, CLOSED};
-use crate::held::Held;
+use crate::error::{closed, error, from_core, guard, Code, INTERNAL};
+use crate::raw::{self, External, Held};
 use crate::shared_memory::SharedMemory;
 use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
 
@@ -82,7 +77,7 @@ impl ShmLock {
     pub(crate) fn inner(&self) -> Result<&Arc<lock::ShmLock>, Code> {
         self.inner
             .as_ref()
-            .ok_or_else(|| error(CLOSED, format!("ShmLock at byte {} is closed", self.offset)))
+            .ok_or_else(|| closed(&shmkit_core::Closed::Lock(self.offset)))
     }
 
     /// Takes the lock, waiting up to `timeoutMs` (default: forever) while another process or
@@ -164,12 +159,7 @@ impl ShmLock {
     /// The SharedMemory the lock lives in (the same object on every access); `null` after `close()`.
     #[napi(getter, ts_return_type = "SharedMemory | null", catch_unwind)]
     pub fn shm<'env>(&self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
-        guard(|| {
-            let Some(shm) = &self.shm else { return Ok(None) };
-            let value = shm.value(env)?;
-            // SAFETY: `value` was just produced by this env.
-            Ok(Some(unsafe { Unknown::from_raw_unchecked(env.raw(), value) }))
-        })
+        guard(|| self.shm.as_ref().map(|shm| shm.value(env)).transpose())
     }
 
     /// For `manners.js` only: an Int32Array over this handle's state word (holding the handle
@@ -182,53 +172,20 @@ impl ShmLock {
 
     fn export_handle_state<'env>(&mut self, env: &'env Env) -> Result<Option<Unknown<'env>>, Code> {
         if self.state_exported {
-            return Err(error(Code("ERR_SHM_INTERNAL"), "_handleState is made once per ShmLock"));
+            return Err(error(INTERNAL, "_handleState is made once per ShmLock"));
         }
         let inner = Arc::clone(self.inner()?);
-        let state = inner.handle_state().as_ptr();
-        let hint = Arc::into_raw(inner).cast_mut();
-        let raw = env.raw();
-        let mut array_buffer = ptr::null_mut();
-        // SAFETY: the state word is 4 bytes inside the `ShmLock` the Arc in `hint` keeps alive,
-        // and `release_lock` drops that Arc once, when V8 frees the buffer.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                raw,
-                state.cast(),
-                4,
-                Some(release_lock),
-                hint.cast(),
-                &mut array_buffer,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            if crate::view::hint_never_taken(status) {
-                // SAFETY: Node refused before making the finalizer, which never runs: `hint`
-                // is still ours, and this is its only release.
-                drop(unsafe { Arc::from_raw(hint.cast_const()) });
+        let array_buffer = match raw::external(env, External::ArrayBuffer, inner, |lock| lock.handle_state()) {
+            Ok(array_buffer) => array_buffer,
+            Err(_) => {
+                // Node's own exception, if it threw one, is not ours to pass on: the fast path
+                // simply stays off.
+                raw::take_exception_code(env);
+                return Ok(None);
             }
-            // Otherwise Node has run or will run `release_lock`, which frees `hint`.
-            crate::view::take_exception_code(env);
-            return Ok(None);
-        }
+        };
         self.state_exported = true;
-        let mut typed_array = ptr::null_mut();
-        // SAFETY: `array_buffer` is a live 4-byte ArrayBuffer of this env.
-        check(
-            unsafe {
-                sys::napi_create_typedarray(
-                    raw,
-                    sys::TypedarrayType::int32_array,
-                    1,
-                    array_buffer,
-                    0,
-                    &mut typed_array,
-                )
-            },
-            "napi_create_typedarray",
-        )?;
-        // SAFETY: just produced by this env.
-        Ok(Some(unsafe { Unknown::from_raw_unchecked(raw, typed_array) }))
+        raw::int32_array(env, &array_buffer, 1).map(Some)
     }
 
     /// For `manners.js` only: the process id the fast path writes into the lock word.
@@ -268,9 +225,4 @@ impl ObjectFinalize for ShmLock {
         // Dropping `inner` while held marks the lock abandoned (shmkit-core).
         Ok(())
     }
-}
-
-unsafe extern "C" fn release_lock(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Arc<lock::ShmLock>` leaked in `handle_state`; Node calls this once.
-    drop(unsafe { Arc::from_raw(hint.cast::<lock::ShmLock>().cast_const()) });
 }

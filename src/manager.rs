@@ -2,7 +2,6 @@
 //! dispose, when garbage collected, and when its JS environment (process or worker) ends.
 
 use std::cell::RefCell;
-use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::*;
@@ -10,9 +9,9 @@ use napi_derive::napi;
 use shmkit_core::Manager;
 
 use crate::args;
-use crate::error::{error, from_core, guard, Code, CLOSED};
-use crate::held::Held;
+use crate::error::{closed, from_core, guard, Code};
 use crate::item::OwnedItem;
+use crate::raw::Held;
 use crate::shareable_list::{items_of, ShareableList};
 use crate::shared_memory::{checked_size, SharedMemory};
 
@@ -79,7 +78,7 @@ impl SharedMemoryManager {
 
     /// A strong hold on this manager's JS object, for a segment it hands out.
     fn held(&mut self, env: &Env, this: &This) -> Result<Held<SharedMemoryManager>, Code> {
-        Held::from_raw(env, this.object.raw(), NonNull::from(self))
+        Held::this(env, this, self)
     }
 
     /// A new ShareableList holding `sequence`, owned (and eventually unlinked) by this manager.
@@ -129,7 +128,7 @@ impl SharedMemoryManager {
 
     fn ensure_running(&self) -> Result<(), Code> {
         if self.inner.borrow().is_shut_down() {
-            return Err(error(CLOSED, "the SharedMemoryManager has been shut down"));
+            return Err(closed(&shmkit_core::Closed::Manager));
         }
         Ok(())
     }

@@ -1,7 +1,6 @@
 //! `ShareableList`: CPython's fixed-length list in a segment, read and written in place.
 //! Every byte of the segment is untrusted: all layout work happens in `shmkit_core::list`,
 //! through the segment's atomic view, and no size read from it sizes an allocation here.
-#![allow(unsafe_code)]
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -13,15 +12,17 @@
 use std::sync::atomic::AtomicU8;
 
 use napi::bindgen_prelude::*;
-use napi::sys;
 use napi_derive::napi;
 use shmkit_core::list::{Item, Layout};
 use shmkit_core::{Segment, SegmentOptions, ShmName};
 
 use crate::args;
-use crate::error::{error, from_core, guard, range_error, type_error, Code, INVALID_ARG_TYPE, INVALID_ARG_VALUE};
-use crate::held::Held;
+use crate::error::{
+    error, from_core, guard, napi_failure, range_error, type_error, Code, INVALID_ARG_TYPE, INVALID_ARG_VALUE,
+    NO_MEMORY, OUT_OF_RANGE, PENDING, VALUE_NOT_FOUND,
+};
 use crate::item::{from_js, from_js_bounded, to_js, Converted, OwnedItem};
+use crate::raw::{self, Held};
 use crate::shared_memory::SharedMemory;
 
 /// Options of `new ShareableList(sequence, ...)`.
@@ -140,9 +141,7 @@ impl ShareableList {
     }
 
     pub(crate) fn wrap(env: Env, shm: SharedMemory, layout: Layout) -> Result<Self, Code> {
-        let instance = shm
-            .into_instance(&env)
-            .map_err(|e| error(Code("ERR_SHM_NAPI"), e.to_string()))?;
+        let instance = shm.into_instance(&env).map_err(|e| napi_failure(e.to_string()))?;
         Ok(ShareableList {
             shm: Held::new(&env, instance)?,
             layout,
@@ -156,11 +155,7 @@ impl ShareableList {
     /// The segment holding the list (the same object on every access).
     #[napi(getter, ts_return_type = "SharedMemory", catch_unwind)]
     pub fn shm<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        guard(|| {
-            let value = self.shm.value(env)?;
-            // SAFETY: `value` was just produced by this env.
-            Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
-        })
+        guard(|| self.shm.value(env))
     }
 
     /// Number of items (fixed at creation).
@@ -205,7 +200,7 @@ impl ShareableList {
     }
 
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
-    pub(crate) fn get_raw(&self, env: &Env, index: sys::napi_value) -> Result<sys::napi_value, Code> {
+    pub(crate) fn get_item<'env>(&self, env: &'env Env, index: &Unknown<'env>) -> Result<Unknown<'env>, Code> {
         let position = self.position(env, index)?;
         let mem = self.mem()?;
         // Items are copied out (twice, to check they did not change); reuse one buffer per
@@ -216,12 +211,12 @@ impl ShareableList {
                 .layout
                 .read_live(mem, position, &mut scratch)
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-            to_js(env.raw(), &item)
+            to_js(env, &item)
         })
     }
 
     /// Replaces the item at `index`; validated completely before any byte changes.
-    pub(crate) fn set_raw(&self, env: &Env, index: sys::napi_value, value: sys::napi_value) -> Result<(), Code> {
+    pub(crate) fn set_item(&self, env: &Env, index: &Unknown<'_>, value: &Unknown<'_>) -> Result<(), Code> {
         let position = self.position(env, index)?;
         // A str/bytes longer than any slot can hold is refused before it is copied.
         let value = match from_js_bounded(env, value)? {
@@ -237,12 +232,12 @@ impl ShareableList {
         self.layout.set(mem, position, &value.item()).map_err(from_core)
     }
 
-    /// Every item, as JS values in `out` (cleared first).
-    pub(crate) fn values_raw(&self, env: &Env, out: &mut Vec<sys::napi_value>) -> Result<(), Code> {
-        out.clear();
-        // The layout was validated at attach: its length is bounded by the segment's size.
-        out.try_reserve(self.layout.len())
-            .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's values"))?;
+    /// Every item, as JS values given to `push` in order (see `fast.rs`: `toArray`).
+    pub(crate) fn each_item<'env>(
+        &self,
+        env: &'env Env,
+        push: &mut dyn FnMut(Unknown<'env>) -> Result<(), Code>,
+    ) -> Result<(), Code> {
         let mem = self.mem()?;
         let mut scratch = Vec::new();
         for i in 0..self.layout.len() {
@@ -250,7 +245,7 @@ impl ShareableList {
                 .layout
                 .read_live(mem, i, &mut scratch)
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-            out.push(to_js(env.raw(), &item)?);
+            push(to_js(env, &item)?)?;
         }
         Ok(())
     }
@@ -260,7 +255,7 @@ impl ShareableList {
     pub fn count(&self, env: Env, value: Unknown) -> Result<u32, Code> {
         guard(|| {
             // No item holds more than MAX_SLOT_LEN bytes: a longer needle is never copied.
-            let Converted::Item(needle) = from_js_bounded(&env, value.raw())? else {
+            let Converted::Item(needle) = from_js_bounded(&env, &value)? else {
                 return Ok(0);
             };
             let count = self
@@ -276,11 +271,11 @@ impl ShareableList {
     #[napi(ts_args_type = "value: Item", catch_unwind)]
     pub fn index(&self, env: Env, value: Unknown) -> Result<u32, Code> {
         guard(|| {
-            let needle = match from_js_bounded(&env, value.raw())? {
+            let needle = match from_js_bounded(&env, &value)? {
                 Converted::Item(needle) => needle,
                 Converted::TooLarge(len) => {
                     return Err(error(
-                        Code("ERR_SHM_VALUE_NOT_FOUND"),
+                        VALUE_NOT_FOUND,
                         format!("a value of {len} bytes is not in the list"),
                     ))
                 }
@@ -289,12 +284,9 @@ impl ShareableList {
                 .layout
                 .index_of(self.mem()?, &needle.item())
                 .map_err(|e| corrupt_in(&self.shm_ref().name(), e))?;
-            found.and_then(|i| u32::try_from(i).ok()).ok_or_else(|| {
-                error(
-                    Code("ERR_SHM_VALUE_NOT_FOUND"),
-                    format!("{} is not in the list", needle.item()),
-                )
-            })
+            found
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| error(VALUE_NOT_FOUND, format!("{} is not in the list", needle.item())))
         })
     }
 
@@ -317,18 +309,15 @@ impl ShareableList {
         Ok(self.shm_ref().segment()?.atomic_bytes())
     }
 
-    fn position(&self, env: &Env, index: sys::napi_value) -> Result<usize, Code> {
-        let mut number = 0f64;
-        // SAFETY: `index` is an argument of the current call (possibly `undefined`).
-        let status = unsafe { sys::napi_get_value_double(env.raw(), index, &mut number) };
-        if status != sys::Status::napi_ok {
+    fn position(&self, env: &Env, index: &Unknown<'_>) -> Result<usize, Code> {
+        let Some(number) = raw::number(index) else {
             return Err(type_error(env, "The \"index\" argument must be of type number"));
-        }
+        };
         let len = self.layout.len();
         if number.fract() != 0.0 || !number.is_finite() {
             return Err(range_error(
                 env,
-                Code("ERR_OUT_OF_RANGE"),
+                OUT_OF_RANGE,
                 format!("index out of range: {number} is not an integer"),
             ));
         }
@@ -336,7 +325,7 @@ impl ShareableList {
         self.layout.position(index).map_err(|_| {
             range_error(
                 env,
-                Code("ERR_OUT_OF_RANGE"),
+                OUT_OF_RANGE,
                 format!("index out of range: {index} (the list has {len} items)"),
             )
         })
@@ -363,9 +352,7 @@ fn name_of(env: &Env, value: Unknown) -> Result<String, Code> {
     let name = match value.get_type() {
         Ok(ValueType::String) => value,
         Ok(ValueType::Object) => {
-            // SAFETY: `value` is an object of this call's env, as just checked.
-            let object: Object =
-                unsafe { value.cast() }.map_err(|_| args::wrong_type(env, "name", expected, &value))?;
+            let object = raw::object(&value).ok_or_else(|| args::wrong_type(env, "name", expected, &value))?;
             let name: Unknown = object
                 .get_named_property("name")
                 .map_err(|_| args::wrong_type(env, "name", expected, &value))?;
@@ -385,15 +372,15 @@ pub(crate) type Fill<'a> = Box<dyn FnOnce(&[AtomicU8]) -> shmkit_core::Result<()
 use shmkit_core::list::MAX_SLOT_LEN;
 
 fn corrupt_in(name: &str, err: shmkit_core::Error) -> Error<Code> {
-    error(Code(err.code()), format!("segment '{name}': {err}"))
+    crate::error::from_core_in(name, err)
 }
 
 /// The items of any iterable: arrays directly, anything else through `Array.from`.
 pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, Code> {
     let napi_err = |e: napi::Error| error(INVALID_ARG_TYPE, format!("sequence must be iterable: {e}"));
-    let array: Array = if sequence.is_array().map_err(napi_err)? {
-        // SAFETY: `sequence` is an array, as just checked.
-        unsafe { sequence.cast() }.map_err(napi_err)?
+    let not_an_array = || error(INVALID_ARG_TYPE, "sequence must be iterable: Array.from gave no array");
+    let array: Array = if let Some(array) = raw::array(&sequence) {
+        array
     } else {
         if !is_iterable(env, &sequence).map_err(napi_err)? {
             return Err(args::wrong_type(
@@ -405,25 +392,23 @@ pub(crate) fn items_of(env: &Env, sequence: Unknown) -> Result<Vec<OwnedItem>, C
         }
         let global = env.get_global().map_err(napi_err)?;
         let array_ctor: Unknown = global.get_named_property("Array").map_err(napi_err)?;
-        // SAFETY: `Array` is a function, and every function is an object.
-        let array_ctor: Object = unsafe { array_ctor.cast() }.map_err(napi_err)?;
+        let array_ctor = raw::object(&array_ctor).ok_or_else(not_an_array)?;
         let from: Function<Unknown, Unknown> = array_ctor.get_named_property("from").map_err(napi_err)?;
         // An exception thrown by the iterable (a failing generator) propagates as it is.
         let converted = from
             .apply(array_ctor, sequence)
-            .map_err(|_| Error::new(crate::error::PENDING, String::new()))?;
-        // SAFETY: Array.from always returns an array.
-        unsafe { converted.cast() }.map_err(napi_err)?
+            .map_err(|_| Error::new(PENDING, String::new()))?;
+        raw::array(&converted).ok_or_else(not_an_array)?
     };
     // The array's length is the caller's claim (`new Array(1e9)` is all holes): grow with the
     // items converted, so the first hole fails before anything is reserved for the rest.
     let mut items = Vec::new();
     for i in 0..array.len() {
         let value: Unknown = array.get_element(i).map_err(napi_err)?;
-        let item = from_js(env, value.raw())?;
+        let item = from_js(env, &value)?;
         items
             .try_reserve(1)
-            .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's items"))?;
+            .map_err(|_| error(NO_MEMORY, "not enough memory for the list's items"))?;
         items.push(item);
     }
     Ok(items)
@@ -435,19 +420,11 @@ fn is_iterable(env: &Env, value: &Unknown) -> napi::Result<bool> {
         ValueType::String => Ok(true),
         ValueType::Object | ValueType::Function => {
             let symbol_ctor: Unknown = env.get_global()?.get_named_property("Symbol")?;
-            // SAFETY: `Symbol` is a function, and every function is an object.
-            let symbol_ctor: Object = unsafe { symbol_ctor.cast() }?;
+            let symbol_ctor =
+                raw::object(&symbol_ctor).ok_or_else(|| napi::Error::from_reason("Symbol is not an object"))?;
             let iterator: Unknown = symbol_ctor.get_named_property("iterator")?;
-            let mut method = std::ptr::null_mut();
-            // SAFETY: `value` is an object and `iterator` a symbol, both live in this env.
-            let status = unsafe { sys::napi_get_property(env.raw(), value.raw(), iterator.raw(), &mut method) };
-            if status != sys::Status::napi_ok {
-                return Ok(false);
-            }
-            let mut kind = 0;
-            // SAFETY: `method` was just produced by this env.
-            unsafe { sys::napi_typeof(env.raw(), method, &mut kind) };
-            Ok(kind == sys::ValueType::napi_function)
+            let method = raw::property(env, value, &iterator);
+            Ok(method.is_some_and(|method| matches!(method.get_type(), Ok(ValueType::Function))))
         }
         _ => Ok(false),
     }

@@ -4,18 +4,19 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use shmkit_core::{Segment, SegmentOptions, ShmName};
+use shmkit_core::{Closed, Segment, SegmentOptions, ShmName};
 
-use crate::args;
-use crate::error::{error, from_core, guard, Code, CLOSED, INVALID_ARG_VALUE, INVALID_NAME, INVALID_SIZE};
-use crate::held::Held;
+use crate::args::{self, MAX_SAFE_INTEGER};
+use crate::error::{
+    closed, error, from_core, from_view, guard, Code, INVALID_ARG_VALUE, INVALID_NAME, INVALID_SIZE, OUT_OF_RANGE,
+};
 use crate::manager::SharedMemoryManager;
-use crate::shared_buffer::SharedBufferRef;
+use crate::raw::{Held, Reference, View};
 use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, waited_name, wake_count};
-use crate::view::View;
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
 #[napi(object)]
+#[derive(Default)]
 pub struct SharedMemoryOptions {
     /// The segment's name; random (`psm_…`) when creating without one.
     pub name: Option<String>,
@@ -36,6 +37,7 @@ pub struct SharedMemoryOptions {
 
 /// Options of `SharedMemory.create(size, ...)`.
 #[napi(object)]
+#[derive(Default)]
 pub struct CreateOptions {
     /// The segment's name; random (`psm_…`) when absent.
     pub name: Option<String>,
@@ -69,7 +71,7 @@ pub struct SharedMemory {
     segment: Option<Arc<Segment>>,
     view: Option<View>,
     /// The SharedArrayBuffer over the mapping, once asked for (it holds the mapping itself).
-    shared_buffer: Option<SharedBufferRef>,
+    shared_buffer: Option<Reference>,
     /// The manager that made this segment, kept alive for as long as this handle lives.
     owner: Option<Held<SharedMemoryManager>>,
 }
@@ -88,14 +90,7 @@ impl SharedMemory {
 
     fn construct(env: &Env, options: Option<Unknown>) -> Result<Self, Code> {
         let options: Option<SharedMemoryOptions> = crate::error::options(env, options, "options")?;
-        let options = options.unwrap_or(SharedMemoryOptions {
-            name: None,
-            create: None,
-            size: None,
-            track: None,
-            reserve: None,
-            mode: None,
-        });
+        let options = options.unwrap_or_default();
         if options.create.unwrap_or(false) {
             let size = options
                 .size
@@ -129,12 +124,7 @@ impl SharedMemory {
 
     fn create_with(size: f64, options: Option<CreateOptions>) -> Result<Self, Code> {
         let size = checked_size(size)?;
-        let options = options.unwrap_or(CreateOptions {
-            name: None,
-            track: None,
-            reserve: None,
-            mode: None,
-        });
+        let options = options.unwrap_or_default();
         let mut builder = SegmentOptions::new();
         if let Some(name) = &options.name {
             builder.name(ShmName::new(name).map_err(from_core)?);
@@ -210,13 +200,13 @@ impl SharedMemory {
     /// `ERR_SHM_BUFFER_TOO_LARGE`: use `window()` for views of parts of it.
     #[napi(getter, ts_return_type = "Buffer", catch_unwind)]
     pub fn buf<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        guard(|| self.view()?.buffer(env))
+        guard(|| self.view()?.buffer(env).map_err(|e| from_view(env, e)))
     }
 
     /// The ArrayBuffer under `buf`, for typed arrays (`new Float64Array(shm.buffer)`).
     #[napi(getter, ts_return_type = "ArrayBuffer", catch_unwind)]
     pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        guard(|| self.view()?.array_buffer(env))
+        guard(|| self.view()?.array_buffer(env).map_err(|e| from_view(env, e)))
     }
 
     /// A zero-copy Buffer over `byteLength` bytes of the segment from `byteOffset` (default:
@@ -237,7 +227,7 @@ impl SharedMemory {
             let byte_length = args::optional_number(env, byte_length, "byteLength")?;
             let size = self.segment()?.len();
             let (offset, len) = window_range(byte_offset, byte_length, size)?;
-            self.view()?.window(env, offset, len)
+            self.view()?.window(env, offset, len).map_err(|e| from_view(env, e))
         })
     }
 
@@ -249,13 +239,12 @@ impl SharedMemory {
     #[napi(getter, ts_return_type = "SharedArrayBuffer", catch_unwind)]
     pub fn shared_buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
         guard(|| {
-            let reference = match self.shared_buffer.take() {
-                Some(reference) => reference,
-                None => SharedBufferRef::new(env, crate::shared_buffer::create(env, self.segment()?)?)?,
-            };
-            let value = self.shared_buffer.insert(reference).get(env)?;
-            // SAFETY: `value` was just produced by this env.
-            Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+            if let Some(reference) = &self.shared_buffer {
+                return reference.get(env);
+            }
+            let shared_buffer = crate::shared_buffer::create(env, self.segment()?)?;
+            self.shared_buffer = Some(Reference::strong(env, &shared_buffer)?);
+            Ok(shared_buffer)
         })
     }
 
@@ -325,7 +314,7 @@ impl SharedMemory {
     pub(crate) fn segment(&self) -> Result<&Arc<Segment>, Code> {
         self.segment
             .as_ref()
-            .ok_or_else(|| error(CLOSED, format!("SharedMemory '{}' is closed", self.name)))
+            .ok_or_else(|| closed(&Closed::Segment(self.name.clone())))
     }
 
     fn view(&mut self) -> Result<&mut View, Code> {
@@ -423,7 +412,7 @@ fn checked_mode(mode: f64) -> Result<u32, Code> {
 fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Result<(usize, usize), Code> {
     let out_of_range = |what: &str, value: f64| {
         error(
-            Code("ERR_OUT_OF_RANGE"),
+            OUT_OF_RANGE,
             format!("{what} must be an integer from 0 to the segment's size ({size}), got {value}"),
         )
     };
@@ -437,7 +426,7 @@ fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Resu
         Some(length) if whole(length) && length as usize <= size - offset => length as usize,
         Some(length) => {
             return Err(error(
-                Code("ERR_OUT_OF_RANGE"),
+                OUT_OF_RANGE,
                 format!(
                     "byteLength must be an integer from 0 to {} (the bytes after byteOffset {offset}), got {length}",
                     size - offset
@@ -450,17 +439,11 @@ fn window_range(byte_offset: f64, byte_length: Option<f64>, size: usize) -> Resu
 
 /// A size must be a positive safe integer (JS numbers above 2^53 are not exact).
 pub(crate) fn checked_size(size: f64) -> Result<usize, Code> {
-    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     if !(size.is_finite() && size.fract() == 0.0 && size > 0.0 && size <= MAX_SAFE_INTEGER) {
         return Err(error(
             INVALID_SIZE,
             format!("'size' must be a positive safe integer number of bytes, got {size}"),
         ));
     }
-    usize::try_from(size as u64).map_err(|_| {
-        error(
-            Code("ERR_SHM_INVALID_SIZE"),
-            format!("size {size} does not fit this platform"),
-        )
-    })
+    usize::try_from(size as u64).map_err(|_| error(INVALID_SIZE, format!("size {size} does not fit this platform")))
 }

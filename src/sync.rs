@@ -6,10 +6,8 @@ use napi::bindgen_prelude::*;
 use shmkit_core::lock::Locked;
 use shmkit_core::Waited;
 
-use crate::error::{error, from_core, panic_message, panicked, Code};
-
-const OUT_OF_RANGE: Code = Code("ERR_OUT_OF_RANGE");
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+use crate::args::MAX_SAFE_INTEGER;
+use crate::error::{error, from_core, napi_failure, panic_message, panicked, Code, NO_THREAD, OUT_OF_RANGE};
 
 /// A byte offset: a non-negative safe integer (alignment and bounds are the core's checks).
 pub fn byte_offset(offset: f64) -> Result<usize, Code> {
@@ -86,7 +84,7 @@ pub fn spawn_promise<'env>(
 ) -> Result<Object<'env>, Code> {
     let (deferred, promise) = env
         .create_deferred::<&'static str, _>()
-        .map_err(|e| error(Code("ERR_SHM_NAPI"), e.reason.clone()))?;
+        .map_err(|e| napi_failure(e.reason.clone()))?;
     std::thread::Builder::new()
         .name(format!("shmkit-{what}"))
         .spawn(move || {
@@ -103,7 +101,7 @@ pub fn spawn_promise<'env>(
                 Err(napi::Error::from(JsError::from(err).into_unknown(env)))
             });
         })
-        .map_err(|e| error(Code("EAGAIN"), format!("cannot start a thread for {what}: {e}")))?;
+        .map_err(|e| error(NO_THREAD, format!("cannot start a thread for {what}: {e}")))?;
     Ok(promise)
 }
 

@@ -1,4 +1,6 @@
-//! The crate's single error type.
+//! The crate's single error type. It says what went wrong in the core's own words (and the
+//! OS's: POSIX errno names); what a binding shows its users, codes and class names, is the
+//! binding's to choose (the Node binding's table is its `src/error.rs`).
 
 use std::fmt;
 use std::io;
@@ -21,8 +23,8 @@ pub enum Error {
     InvalidSize(String),
     /// Another argument is out of its range (e.g. a mode above 0o777).
     InvalidArgument(String),
-    /// The object was closed or shut down (says which).
-    Closed(String),
+    /// The object was closed or shut down.
+    Closed(Closed),
     /// The bytes do not hold a valid ShareableList (says what is wrong).
     Corrupt(String),
     /// An item stayed mid-write while it was being read (internal; reported as `Corrupt`).
@@ -59,6 +61,27 @@ pub enum Error {
     },
 }
 
+/// What was closed, in [`Error::Closed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// A segment handle, retired ([`crate::Segment::retire`]); its name.
+    Segment(String),
+    /// A lock handle ([`crate::lock::ShmLock::close`]); the lock's byte offset.
+    Lock(usize),
+    /// A [`crate::Manager`], shut down.
+    Manager,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Closed::Segment(name) => write!(f, "segment '{name}' is closed"),
+            Closed::Lock(offset) => write!(f, "the lock at byte {offset} is closed"),
+            Closed::Manager => f.write_str("the manager has been shut down"),
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -71,21 +94,15 @@ impl Error {
         }
     }
 
-    /// A stable, POSIX-style code for the error: `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`, … for
-    /// OS errors (Windows errors are mapped to the same names), `ERR_SHM_*` for the rest.
-    pub fn code(&self) -> &'static str {
+    /// The POSIX errno name of an OS error (`ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`, …;
+    /// Windows errors are given the same names), and of the two lock errors that POSIX names:
+    /// `EDEADLK` for [`Error::AlreadyHeld`], `EPERM` for [`Error::NotHeld`]. `None` for the rest.
+    pub fn errno_name(&self) -> Option<&'static str> {
         match self {
-            Error::Os { source, .. } => errno_name(source),
-            Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
-            Error::InvalidSize(_) => "ERR_SHM_INVALID_SIZE",
-            Error::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE",
-            Error::Closed(_) => "ERR_SHM_CLOSED",
-            Error::Corrupt(_) | Error::Busy => "ERR_SHM_CORRUPT",
-            Error::IndexOutOfRange { .. } | Error::OutOfRange(_) => "ERR_OUT_OF_RANGE",
-            Error::AlreadyHeld => "EDEADLK",
-            Error::NotHeld => "EPERM",
-            Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
-            Error::TooManyMappings { .. } => "ERR_SHM_TOO_MANY_MAPPINGS",
+            Error::Os { source, .. } => Some(errno_name(source)),
+            Error::AlreadyHeld => Some("EDEADLK"),
+            Error::NotHeld => Some("EPERM"),
+            _ => None,
         }
     }
 
@@ -107,7 +124,7 @@ impl fmt::Display for Error {
             Error::InvalidName(why) => write!(f, "invalid shared memory name: {why}"),
             Error::InvalidSize(why) => write!(f, "invalid shared memory size: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
-            Error::Closed(why) => f.write_str(why),
+            Error::Closed(what) => what.fmt(f),
             Error::Corrupt(why) => write!(f, "not a valid ShareableList: {why}"),
             Error::Busy => f.write_str("not a valid ShareableList: an item stays mid-write"),
             Error::OutOfRange(why) => f.write_str(why),
@@ -118,7 +135,7 @@ impl fmt::Display for Error {
             }
             Error::TooManyMappings { name, live, budget } => write!(
                 f,
-                "ERR_SHM_TOO_MANY_MAPPINGS: cannot map '{name}': this process already holds {live} segment mappings, \
+                "cannot map '{name}': this process already holds {live} segment mappings, \
                  the most shmkit allows ({budget}, three quarters of vm.max_map_count; the rest is kept for the runtime); \
                  close() handles you no longer use"
             ),

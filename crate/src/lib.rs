@@ -27,7 +27,7 @@ pub mod name;
 pub mod segment;
 pub mod tracker;
 
-pub use error::{Error, Result};
+pub use error::{Closed, Error, Result};
 pub use manager::Manager;
 pub use name::ShmName;
 pub use segment::{unlink, Segment, SegmentOptions, Waited};

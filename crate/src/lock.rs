@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::segment::wait::{self, current_pid, process_alive};
 use crate::segment::WAIT_SLICE;
-use crate::{Error, Result, Segment};
+use crate::{Closed, Error, Result, Segment};
 
 /// Bit 31: a waiter may be asleep on the word; `unlock` must wake one.
 const WAITERS: u32 = 1 << 31;
@@ -289,7 +289,7 @@ impl ShmLock {
     }
 
     fn closed(&self) -> Error {
-        Error::Closed(format!("ShmLock at byte {} is closed", self.offset))
+        Error::Closed(Closed::Lock(self.offset))
     }
 
     fn release(&self, leave: u32) -> Result<()> {

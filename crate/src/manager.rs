@@ -17,7 +17,7 @@
 //! ```
 
 use crate::segment::{unlink_created, ObjectId};
-use crate::{Error, Result, Segment, SegmentOptions, ShmName};
+use crate::{Closed, Error, Result, Segment, SegmentOptions, ShmName};
 
 /// Owns the names of the segments it created; unlinks them on shutdown or drop.
 #[derive(Debug, Default)]
@@ -49,7 +49,7 @@ impl Manager {
     /// [`Error::Closed`] after [`Manager::shutdown`]; otherwise as [`SegmentOptions::create`].
     pub fn create_with(&mut self, options: &SegmentOptions, size: usize) -> Result<Segment> {
         if self.shut_down {
-            return Err(Error::Closed("the SharedMemoryManager has been shut down".into()));
+            return Err(Error::Closed(Closed::Manager));
         }
         let segment = options.create(size)?;
         self.names.push(segment.name().to_owned());
@@ -68,7 +68,7 @@ impl Manager {
         fill: impl FnOnce(&[std::sync::atomic::AtomicU8]) -> Result<()>,
     ) -> Result<Segment> {
         if self.shut_down {
-            return Err(Error::Closed("the SharedMemoryManager has been shut down".into()));
+            return Err(Error::Closed(Closed::Manager));
         }
         let segment = SegmentOptions::new().track(true).create_filled(size, fill)?;
         self.names.push(segment.name().to_owned());

@@ -164,7 +164,7 @@ mod tests {
     fn rejects_what_the_os_would() {
         for bad in ["", "/", "a/b", "//a", "a\0b", ".", "..", "/.."] {
             let err = ShmName::new(bad).unwrap_err();
-            assert_eq!(err.code(), "ERR_SHM_INVALID_NAME", "{bad:?}");
+            assert!(matches!(err, crate::Error::InvalidName(_)), "{bad:?}");
         }
         let long = "x".repeat(MAX_NAME_LEN + 1);
         assert!(ShmName::new(&long).unwrap_err().to_string().contains("allows at most"));

@@ -34,5 +34,5 @@ fn shmkit_opens_a_peer_segment_and_writes() {
     unsafe { std::ptr::copy_nonoverlapping(peer.as_ptr().add(10), got.as_mut_ptr(), 11) };
     assert_eq!(&got, b"from shmkit");
     drop(peer); // the peer owns its segment and unlinks it on drop
-    assert_eq!(Segment::open(&name).unwrap_err().code(), "ENOENT");
+    assert_eq!(Segment::open(&name).unwrap_err().errno_name(), Some("ENOENT"));
 }

@@ -21,7 +21,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result, ShmName};
+use crate::{Closed, Error, Result, ShmName};
 
 /// What each OS backend provides. Both backends implement it, so neither can drift.
 pub(crate) trait SegmentImpl: Sized {
@@ -556,7 +556,7 @@ impl Segment {
 
     pub(crate) fn live(&self) -> Result<()> {
         if self.is_retired() {
-            return Err(Error::Closed(format!("SharedMemory '{}' is closed", self.name())));
+            return Err(Error::Closed(Closed::Segment(self.name().to_owned())));
         }
         Ok(())
     }

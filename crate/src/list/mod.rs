@@ -1,6 +1,7 @@
 //! CPython's `ShareableList` layout (3.9 – 3.14): encode a list into bytes, validate bytes
 //! read from a segment, read and write single items. Works on private byte slices and on a
-//! segment's atomic view ([`crate::Segment::atomic_bytes`]): no mapping, no `unsafe`.
+//! segment's atomic view ([`crate::Segment::atomic_bytes`]): no mapping, no `unsafe`. The
+//! per-item lock of shmkit writers, and the back-off around it, are in `item_lock`.
 //!
 //! Every offset, length, format and code read from a segment is untrusted: it is copied
 //! once, the copy is validated, and only the copy is used. A reader never writes a byte of
@@ -41,6 +42,10 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
+
+mod item_lock;
+
+use item_lock::{Backoff, ItemLock, BUSY_LIMIT, CODE_BUSY};
 
 use crate::segment::{atomic_slice, fill_bytes, load_bytes, load_word, store_bytes};
 use crate::{Error, Result};
@@ -116,9 +121,6 @@ const CODE_PLAIN: u8 = 0;
 const CODE_STR: u8 = 1;
 const CODE_BYTES: u8 = 2;
 const CODE_NONE: u8 = 3;
-/// Written to an item's code while a shmkit writer changes it (CPython never writes it: as a
-/// signed byte it is -1, which CPython does not map to anything).
-const CODE_BUSY: u8 = 0xff;
 
 /// Start of the data area for `n` items: after the count and the `n + 1` offsets (`None` on
 /// overflow, as for the other positions).
@@ -704,13 +706,7 @@ impl Layout {
         let code_cell = cell(mem, fields.code)?;
         let format_cell = region(mem, fields.format, FORMAT_LEN)?;
         let slot = region(mem, fields.slot.start, fields.slot.len())?;
-        // A writer takes the item even from a dead holder: this write repairs it.
-        let _ = lock_item(code_cell);
-        // Readers that see any store below then see "busy" (or a later code) after it.
-        fence(Ordering::Release);
-        write_data(slot, item);
-        store_bytes(format_cell, &format);
-        code_cell.store(code, Ordering::Release);
+        ItemLock::acquire(code_cell, format_cell, slot).publish(|slot| write_data(slot, item), &format, code);
         Ok(())
     }
 
@@ -863,60 +859,6 @@ fn write_padded(slot: &[AtomicU8], value: &[u8]) {
     if let (Some(head), Some(rest)) = (slot.get(..value.len()), slot.get(value.len()..)) {
         store_bytes(head, value);
         fill_bytes(rest, 0);
-    }
-}
-
-/// How long an item may stay busy before its writer is presumed dead (SIGKILLed mid-write),
-/// and how long a reader retries an item that changes under every copy.
-/// Far longer than any write, and than a scheduler time slice a live writer may lose.
-const BUSY_LIMIT: Duration = Duration::from_millis(200);
-
-/// Waits politely: spins first, then yields the CPU to the writer that holds the item.
-struct Backoff {
-    spins: u32,
-    deadline: Option<Instant>,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff {
-            spins: 0,
-            deadline: None,
-        }
-    }
-
-    /// Waits a little; `false` once [`BUSY_LIMIT`] has passed.
-    fn wait(&mut self) -> bool {
-        self.spins = self.spins.saturating_add(1);
-        if self.spins < 200 {
-            std::hint::spin_loop();
-            return true;
-        }
-        let now = Instant::now();
-        let deadline = *self
-            .deadline
-            .get_or_insert_with(|| now.checked_add(BUSY_LIMIT).unwrap_or(now));
-        std::thread::yield_now();
-        Instant::now() < deadline
-    }
-}
-
-/// Takes an item's lock among shmkit writers: its code byte becomes [`CODE_BUSY`]. Returns
-/// the code it held, or `None` when the item was taken over from a holder that stayed busy
-/// past [`BUSY_LIMIT`] (it died mid-write, so the real code is unknown).
-fn lock_item(code: &AtomicU8) -> Option<u8> {
-    let mut backoff = Backoff::new();
-    let mut holder_alive = true;
-    loop {
-        let current = code.load(Ordering::Relaxed);
-        if (current != CODE_BUSY || !holder_alive)
-            && code
-                .compare_exchange(current, CODE_BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return (current != CODE_BUSY).then_some(current);
-        }
-        holder_alive = backoff.wait();
     }
 }
 

@@ -1,5 +1,5 @@
-// The cases beyond create/open and the list: bulk transfer to a child, first-touch write
-// bandwidth, attaching 1 GiB untouched, and the npm peer shm-typed-array. Figures only.
+// Bulk memory and the npm peer: transfer of 64 MiB to a child, first-touch write bandwidth,
+// attaching 1 GiB untouched, and the npm peer shm-typed-array. Figures only.
 import { execFileSync, fork, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
