@@ -11,8 +11,12 @@ export async function renderChart(r) {
   add('vs CPython', 'create 4 KiB', r.python?.create, r.shmkit.create)
   add('vs CPython', 'open 4 KiB', r.python?.open, r.shmkit.open)
   add('vs CPython', 'list get (int)', r.pythonList?.getInt, r.shmkitList.getInt)
+  add('vs CPython', 'list get (short str)', r.pythonList?.getStr, r.shmkitList.getStr)
   add('vs CPython', 'list set (int)', r.pythonList?.setInt, r.shmkitList.setInt)
+  add('vs CPython', 'list set (short str)', r.pythonList?.setStr, r.shmkitList.setStr)
   add('vs CPython', 'list toArray (600)', r.pythonList?.toArray600, r.shmkitList.toArray600)
+  add('vs CPython', 'list for…of (600)', r.pythonList?.forOf600, r.shmkitList.forOf600)
+  add('vs CPython', 'list count (600)', r.pythonList?.count600, r.shmkitList.count600)
   add('vs CPython', '64 MiB to a child', r.transfer.cpythonMs, r.transfer.shmkitMs)
   add('vs IPC', '64 MiB to a child', r.transfer.ipcMs, r.transfer.shmkitMs)
   add('vs IPC', '64 MiB hand-over only', r.transfer.ipcHandoverMs, r.transfer.shmkitHandoverMs)
@@ -42,4 +46,11 @@ export async function renderChart(r) {
   }).spec
   const view = new vega.View(vega.parse(spec), { renderer: 'none' })
   return view.toSVG()
+}
+
+// `node benchmark/chart.mjs [results.json]` redraws the chart from a run's results.
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  const { readFileSync, writeFileSync } = await import('node:fs')
+  const input = process.argv[2] ?? new URL('./results.json', import.meta.url).pathname
+  writeFileSync(input.replace(/\.json$/, '.svg'), await renderChart(JSON.parse(readFileSync(input, 'utf8'))))
 }

@@ -40,7 +40,11 @@ pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
     let hooks: Object = install.call(exports)?.coerce_to_object()?;
     let prototype: Object = hooks.get_named_property("listPrototype")?;
     let collect: Unknown = hooks.get_named_property("collect")?;
-    fast::install(&env, &prototype, &collect).map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
+    fast::install(&env, &prototype, &collect).map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))?;
+    // Over the native get/set/toArray just installed: they stay its fallback.
+    let install_list_fast_path: Function<Object, Unknown> = env.run_script(include_str!("list_fast.js"))?;
+    install_list_fast_path.call(exports)?;
+    Ok(())
 }
 
 /// The pid of this process's cleanup helper while one runs (it unlinks tracked segments if

@@ -48,11 +48,7 @@
     const k = relative < 0 ? length + relative : relative
     return k >= 0 && k < length ? this.get(k) : undefined
   })
-  // Item by item, as Python iterates with __getitem__: each step sees the current value.
-  define(ShareableList, Symbol.iterator, function* iterate() {
-    const length = this.length
-    for (let i = 0; i < length; i++) yield this.get(i)
-  })
+  // get/set/toArray/count/index and iteration: src/list_fast.js.
   define(ShareableList, inspect, function inspectShareableList(depth, options, inspectValue) {
     const name = this.shm.name
     if (this.shm.closed) return `ShareableList(<closed>, name='${name}')`

@@ -167,6 +167,31 @@ impl ShareableList {
         })
     }
 
+    /// For `manners.js` only: the layout validated at attach, as `[dataStart, formatsStart,
+    /// codesStart, off[0], …, off[N]]`, so that the JS fast path reads where the core says
+    /// and never trusts the segment's header. Positions fit a double exactly (segments are far
+    /// below 2^53 bytes).
+    #[napi(skip_typescript, js_name = "_layout", catch_unwind)]
+    pub fn layout_positions(&self) -> Result<Vec<f64>, Code> {
+        guard(|| {
+            let offsets = self.layout.offsets();
+            let n = self.layout.len();
+            let data_len = offsets.last().copied().unwrap_or(0);
+            let unplaceable = || error(Code("ERR_SHM_INTERNAL"), "the list's layout overflows");
+            let starts = [
+                shmkit_core::list::data_start(n).ok_or_else(unplaceable)?,
+                shmkit_core::list::formats_start(n, data_len).ok_or_else(unplaceable)?,
+                shmkit_core::list::codes_start(n, data_len).ok_or_else(unplaceable)?,
+            ];
+            let mut positions = Vec::new();
+            positions
+                .try_reserve_exact(offsets.len().saturating_add(starts.len()))
+                .map_err(|_| error(Code("ENOMEM"), "not enough memory for the list's layout"))?;
+            positions.extend(starts.iter().chain(offsets).map(|&p| p as f64));
+            Ok(positions)
+        })
+    }
+
     /// The item at `index` (see `fast.rs`, which exposes it to JS as `get`).
     pub(crate) fn get_item<'env>(&self, env: &'env Env, index: &Unknown<'env>) -> Result<Unknown<'env>, Code> {
         let position = self.position(env, index)?;
@@ -256,6 +281,14 @@ impl ShareableList {
                 .and_then(|i| u32::try_from(i).ok())
                 .ok_or_else(|| error(VALUE_NOT_FOUND, format!("{} is not in the list", needle.item())))
         })
+    }
+
+    /// For `list_fast.js` only, which first makes the SharedMemory a non-configurable property
+    /// of this list: the list then stops holding it through a strong Node-API reference, so
+    /// that a closed list and its SharedMemory are collected together (see `Held::weaken`).
+    #[napi(skip_typescript, js_name = "_weakenShm", catch_unwind)]
+    pub fn weaken_shm(&mut self, env: Env) -> Result<(), Code> {
+        guard(|| self.shm.weaken(&env))
     }
 
     /// Closes the underlying segment (`shm.close()`); the list is unusable afterwards.

@@ -34,6 +34,9 @@ try:
         "setInt": median_round(lambda: sl.__setitem__(0, 54321), iters),
         "setStr": median_round(lambda: sl.__setitem__(1, "other"), iters),
         "toArray600": median_round(lambda: list(big), max(1, iters // 100)),
+        "forOf600": median_round(lambda: [item for item in big], max(1, iters // 100)),
+        "count600": median_round(lambda: big.count(599), max(1, iters // 100)),
+        "index600": median_round(lambda: big.index("item598"), max(1, iters // 100)),
         "version": sys.version.split()[0],
     }
 finally:

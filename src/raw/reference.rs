@@ -63,6 +63,16 @@ impl Reference {
             .ok_or_else(|| crate::error::napi_failure("napi_get_reference_value gave no value"))
     }
 
+    /// Makes a strong reference weak (its count was 1).
+    fn unref(&self, env: &Env) -> Result<(), Code> {
+        let mut count = 0;
+        check(
+            // SAFETY: the reference was made in this env and is not deleted yet.
+            unsafe { sys::napi_reference_unref(env.raw(), self.0, &mut count) },
+            "napi_reference_unref",
+        )
+    }
+
     /// Deletes the reference: a strong one lets its value go (it may then be collected).
     pub fn release(self, env: &Env) {
         // SAFETY: made in this env, deleted once (`self` is consumed).
@@ -75,6 +85,7 @@ impl Reference {
 pub struct Held<T> {
     reference: Reference,
     native: NonNull<T>,
+    weak: bool,
 }
 
 impl<T> Held<T> {
@@ -84,6 +95,7 @@ impl<T> Held<T> {
         Ok(Held {
             reference: Reference::with_count(env, instance.value, 1)?,
             native,
+            weak: false,
         })
     }
 
@@ -92,13 +104,16 @@ impl<T> Held<T> {
         Ok(Held {
             reference: Reference::with_count(env, this.object.raw(), 1)?,
             native: NonNull::from(native),
+            weak: false,
         })
     }
 
     /// The Rust value.
     pub fn get(&self) -> &T {
-        // SAFETY: the strong reference keeps the JS object alive, and napi-rs frees the boxed
-        // value only when that object is finalized; JS is single-threaded in this env.
+        // SAFETY: the strong reference keeps the JS object alive (once weakened, the
+        // non-configurable property that `weaken` requires does, for as long as the owner
+        // that calls this lives), and napi-rs frees the boxed value only when that object is
+        // finalized; JS is single-threaded in this env.
         unsafe { self.native.as_ref() }
     }
 
@@ -117,5 +132,19 @@ impl<T> Held<T> {
     /// Lets the object go (it may then be collected).
     pub fn release(self, env: &Env) {
         self.reference.release(env);
+    }
+
+    /// Makes the reference weak. Only for a caller that has made the object reachable for
+    /// good (a non-configurable property) from the JS object that owns this `Held`: the
+    /// object then lives as long as any call that uses [`Held::get`], and both can die in one
+    /// garbage collection, where a strong reference kept the held object alive until the
+    /// owner's finalizer ran, one collection later (so every one was promoted to the old
+    /// generation).
+    pub fn weaken(&mut self, env: &Env) -> Result<(), Code> {
+        if !self.weak {
+            self.reference.unref(env)?;
+            self.weak = true;
+        }
+        Ok(())
     }
 }

@@ -250,6 +250,13 @@ impl Layout {
         self.len() == 0
     }
 
+    /// The validated slot offsets `off[0] = 0 … off[N]` (relative to [`data_start`]), for a
+    /// second accessor of the same list (the Node binding's JS fast path) that must never
+    /// trust the segment's copy of them either.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
     /// Bytes the whole list takes.
     pub fn total_len(&self) -> usize {
         self.total

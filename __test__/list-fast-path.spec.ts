@@ -1,0 +1,263 @@
+// The JS fast path of ShareableList (src/list_fast.js) against the native methods it falls
+// back to (src/fast.rs, over shmkit_core::list): random lists, random writes, random
+// corruptions, with identical results, identical errors and identical bytes required; and no
+// torn value while other threads write.
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+// The native methods are exposed only with the test hooks on, read when the addon loads.
+process.env.SHMKIT_TEST_HOOKS = '1'
+const require = createRequire(import.meta.url)
+const addon = require('../index.js') as typeof import('../index.js') & {
+  _listNative: Record<'get' | 'set' | 'toArray' | 'count' | 'index', (...args: unknown[]) => unknown>
+}
+const { ShareableList } = addon
+const native = addon._listNative
+type List = InstanceType<typeof ShareableList>
+
+/** A small deterministic generator (mulberry32), so that a failure names a seed to replay. */
+function random(seed: number) {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const int = (n: number) => Math.floor(next() * n)
+  const pick = <T>(items: readonly T[]): T => items[int(items.length)]
+  return { next, int, pick }
+}
+type Random = ReturnType<typeof random>
+
+const TEXTS = ['', 'a', 'howdy', 'exactly8', 'a longer string of text', 'é', 'encodés', 'ééééé', '😀', '\u0000a\u0000', 'ab\u0000', '\ufeffbom', 'x'.repeat(70)]
+
+function value(r: Random): unknown {
+  switch (r.int(13)) {
+    case 0:
+      return r.int(2000) - 1000
+    case 1:
+      return r.pick([Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 32, -(2 ** 32) - 1, 2 ** 31, -1, 0])
+    case 2:
+      return r.pick([0.5, -0, 1e300, -Infinity, Infinity, Number.NaN, 2 ** 53, Number.MIN_VALUE, (r.next() - 0.5) * 1e6])
+    case 3:
+      return r.pick([2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n, 5n])
+    case 4:
+      return r.next() < 0.5
+    case 5:
+      return null
+    case 6:
+    case 7:
+      return r.pick(TEXTS)
+    case 8:
+      return Buffer.from(r.pick(['', 'raw', 'ab\0', '\0\0x', 'bytes of some length']))
+    case 9:
+      return r.pick([undefined, {}, Symbol('s'), () => 1, [1]])
+    case 10:
+      return 2n ** 64n // out of int64
+    case 11:
+      return 'y'.repeat(r.int(40))
+    default:
+      return r.int(100)
+  }
+}
+
+function creatable(r: Random): unknown {
+  for (;;) {
+    const v = value(r)
+    const bad = v === undefined || (typeof v === 'object' && v !== null && !Buffer.isBuffer(v)) || typeof v === 'symbol' || typeof v === 'function' || v === 2n ** 64n
+    if (!bad) return v
+  }
+}
+
+type Outcome = { value: unknown } | { code: unknown; message: string; name: string }
+function outcome(f: () => unknown): Outcome {
+  try {
+    return { value: f() }
+  } catch (err) {
+    const e = err as Error & { code?: unknown }
+    return { code: e.code, message: e.message, name: e.name }
+  }
+}
+
+function pair(t: { teardown: (fn: () => void) => void }, items: unknown[]): [List, List] {
+  const lists = [new ShareableList(items as never[]), new ShareableList(items as never[])] as [List, List]
+  t.teardown(() => {
+    for (const list of lists) {
+      list.close()
+      list.shm.unlink()
+    }
+  })
+  return lists
+}
+
+const bytesOf = (list: List) => Buffer.from(list.shm.buf)
+
+/** Every read of `list` through both paths: same values or same errors, and no byte changed. */
+function compareReads(t: import('ava').ExecutionContext, list: List, r: Random, context: string) {
+  const before = bytesOf(list)
+  const n = list.length
+  for (const i of [...Array.from({ length: n }, (_, k) => k), -1, n, 0.5, '1']) {
+    t.deepEqual(outcome(() => list.get(i as number)), outcome(() => native.get.call(list, i)), `${context}: get(${String(i)})`)
+  }
+  t.deepEqual(outcome(() => list.toArray()), outcome(() => native.toArray.call(list)), `${context}: toArray`)
+  t.deepEqual(outcome(() => [...list]), outcome(() => native.toArray.call(list)), `${context}: for…of`)
+  for (let k = 0; k < 4; k++) {
+    const needle = k === 0 && n > 0 ? outcome(() => native.get.call(list, r.int(n))) : { value: value(r) }
+    if (!('value' in needle)) continue
+    const v = needle.value
+    t.deepEqual(outcome(() => list.count(v as never)), outcome(() => native.count.call(list, v)), `${context}: count(${String(v)})`)
+    t.deepEqual(outcome(() => list.index(v as never)), outcome(() => native.index.call(list, v)), `${context}: index(${String(v)})`)
+  }
+  t.true(bytesOf(list).equals(before), `${context}: a reader wrote to the segment`)
+}
+
+test('the JS path reads and writes exactly as the native one: random lists and writes', (t) => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = random(seed)
+    const items = Array.from({ length: r.int(12) }, () => creatable(r))
+    const [fast, slow] = pair(t, items)
+    t.true(bytesOf(fast).equals(bytesOf(slow)), `seed ${seed}: same bytes at creation`)
+    for (let step = 0; step < 40; step++) {
+      const index = r.next() < 0.9 ? r.int(items.length + 2) - 1 : r.pick([0.5, Number.NaN, '0', undefined, -items.length - 1])
+      const v = value(r)
+      const a = outcome(() => fast.set(index as number, v as never))
+      const b = outcome(() => native.set.call(slow, index, v))
+      t.deepEqual(a, b, `seed ${seed} step ${step}: set(${String(index)}, ${String(v)})`)
+      t.true(bytesOf(fast).equals(bytesOf(slow)), `seed ${seed} step ${step}: same bytes after set(${String(index)}, ${String(v)})`)
+    }
+    compareReads(t, fast, r, `seed ${seed}`)
+  }
+})
+
+test('the JS path answers hostile bytes exactly as the native one, without writing', (t) => {
+  for (let seed = 100; seed <= 160; seed++) {
+    const r = random(seed)
+    const items = Array.from({ length: 1 + r.int(8) }, () => creatable(r))
+    const [list] = pair(t, items)
+    const buf = list.shm.buf
+    const n = items.length
+    const formatsAt = Number(buf.readBigInt64LE(8 * (n + 1))) + 8 * (n + 2)
+    const codesAt = formatsAt + 8 * n
+    for (let k = 0; k < 1 + r.int(4); k++) {
+      const at = r.int(buf.length)
+      // Mostly formats and codes, whose meaning the readers check; a held item (0xff) rarely:
+      // the native reader waits 200 ms for it.
+      switch (r.int(5)) {
+        case 0:
+          buf[codesAt + r.int(n)] = r.next() < 0.1 ? 0xff : r.int(6)
+          break
+        case 1:
+          buf.write(r.pick(['q', 'd', 'xxxxxxx?', 'xxxxxx?x', '8s', '16s', '08s', '4s', '99s', 'Q', '8s\0x']).padEnd(8, '\0'), formatsAt + 8 * r.int(n), 'latin1')
+          break
+        case 2:
+          buf[at] = r.int(256)
+          break
+        case 3:
+          buf.fill(r.pick([0, 0x80, 0xc3, 0xff]), at, Math.min(buf.length, at + r.int(9)))
+          break
+        default:
+          buf.writeInt32LE(r.int(2 ** 31) * (r.next() < 0.5 ? -1 : 1), at - (at % 4))
+      }
+    }
+    compareReads(t, list, r, `seed ${seed}`)
+  }
+})
+
+test('use after close: both paths throw ERR_SHM_CLOSED', (t) => {
+  const [list] = pair(t, [1, 'two'])
+  list.get(1)
+  const shm = list.shm
+  list.close()
+  t.throws(() => list.get(0), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => list.set(0, 5), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => list.toArray(), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => list.count(1), { code: 'ERR_SHM_CLOSED' })
+  t.throws(() => [...list], { code: 'ERR_SHM_CLOSED' })
+  t.true(shm.closed)
+})
+
+test('a method called on another object throws ERR_INVALID_ARG_TYPE, and a list is not reachable through its heirs', (t) => {
+  const [list] = pair(t, [1])
+  list.get(0)
+  const heir = Object.create(list)
+  for (const key of ['get', 'set', 'toArray', 'count', 'index'] as const) {
+    for (const receiver of [heir, {}, null, undefined, 5]) {
+      const err = t.throws(() => (ShareableList.prototype[key] as (...a: unknown[]) => unknown).call(receiver, 0, 1))
+      t.is(err?.name, 'TypeError', `${key} on ${String(receiver)}`)
+    }
+  }
+})
+
+test('no torn value while threads write through both paths', async (t) => {
+  const A_INT = 2 ** 32 + 1 // hi 1, lo 1
+  const B_INT = -1 // hi -1, lo -1
+  const A_STR = 'a'.repeat(15)
+  const B_STR = 'b'.repeat(15)
+  const [list] = pair(t, [A_INT, A_STR, 0.5])
+  const source = `
+    process.env.SHMKIT_TEST_HOOKS = '1'
+    const { workerData, parentPort } = require('node:worker_threads')
+    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
+    const list = addon.ShareableList.open(workerData.name)
+    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
+    const end = Date.now() + 600
+    let writes = 0
+    while (Date.now() < end) {
+      const even = writes++ % 2 === 0
+      set(0, even ? ${A_INT} : ${B_INT})
+      set(1, even ? '${A_STR}' : '${B_STR}')
+      set(2, even ? 0.5 : -1e300)
+    }
+    list.close()
+    parentPort.postMessage(writes)
+  `
+  const workers = [false, true].map((isNative) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: isNative } }))
+  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
+  let finished = false
+  void done.finally(() => (finished = true))
+  let reads = 0
+  const torn: unknown[] = []
+  while (!finished) {
+    for (let k = 0; k < 2000; k++, reads++) {
+      const [i, s, f] = [list.get(0), list.get(1), list.get(2)]
+      if (i !== A_INT && i !== B_INT) torn.push(i)
+      if (s !== A_STR && s !== B_STR) torn.push(s)
+      if (f !== 0.5 && f !== -1e300) torn.push(f)
+    }
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const writes = await done
+  t.deepEqual(torn.slice(0, 5), [])
+  t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
+})
+
+test('a well-formed list is read and written without the native methods', (t) => {
+  const items = [7, -(2 ** 40), 2n ** 60n, 0.25, true, false, null, 'howdy', 'encodés', '😀😀', Buffer.from('raw\0'), '']
+  const [list] = pair(t, items)
+  const calls: string[] = []
+  const saved = { ...native }
+  for (const key of Object.keys(saved) as Array<keyof typeof native>) {
+    native[key] = function (this: unknown, ...args: unknown[]) {
+      calls.push(key)
+      return saved[key].apply(this, args)
+    }
+  }
+  t.teardown(() => Object.assign(native, saved))
+  const read = list.toArray()
+  t.deepEqual(read, [7, -(2 ** 40), 2n ** 60n, 0.25, true, false, null, 'howdy', 'encodés', '😀😀', Buffer.from('raw'), ''])
+  t.deepEqual([...list], read)
+  t.is(list.count(true), 1)
+  t.is(list.count(0), 1) // False == 0 in Python
+  t.is(list.index(null), 6)
+  list.set(0, 8)
+  list.set(3, -0)
+  list.set(4, null)
+  list.set(7, 'élan')
+  list.set(8, false)
+  t.deepEqual(list.toArray().slice(0, 9), [8, -(2 ** 40), 2n ** 60n, -0, null, false, null, 'élan', false])
+  t.deepEqual(calls, [])
+})
