@@ -24,6 +24,7 @@ pub mod list;
 pub mod lock;
 mod manager;
 pub mod name;
+pub mod queue;
 pub mod segment;
 pub mod tracker;
 
