@@ -364,7 +364,7 @@ fn random_garbage_never_hangs_or_panics() {
     for round in 0..2_000 {
         // Garbage in the positions and some slot words, sometimes near-valid values.
         let small = |v: u64| {
-            if v % 3 == 0 {
+            if v.is_multiple_of(3) {
                 (v >> 8) as u32 % 24
             } else {
                 (v >> 8) as u32
@@ -375,7 +375,7 @@ fn random_garbage_never_hangs_or_panics() {
         for _ in 0..3 {
             let slot = (next() % 8) as usize;
             let control = u64::from(small(next()))
-                | if next() % 2 == 0 {
+                | if next().is_multiple_of(2) {
                     0
                 } else {
                     u64::from(std::process::id()) << 32
