@@ -12,6 +12,7 @@ mod held;
 mod item;
 mod lock;
 mod manager;
+mod queue;
 mod shareable_list;
 mod shared_buffer;
 mod shared_memory;
@@ -20,6 +21,7 @@ mod view;
 
 pub use lock::ShmLock;
 pub use manager::SharedMemoryManager;
+pub use queue::SharedQueue;
 pub use shareable_list::ShareableList;
 pub use shared_memory::SharedMemory;
 

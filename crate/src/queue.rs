@@ -374,6 +374,59 @@ impl SharedQueue {
         Ok(value)
     }
 
+    /// Waits up to `timeout` until a `get` may find something: a message, the end of the
+    /// stream, or a dead writer's slot to free. Claims nothing, so a caller that is not there
+    /// to take the message (an async wait given up) loses nothing. `Ok(false)` on timeout.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the segment is retired.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = deadline(timeout);
+        let head = self.segment.word(HEAD_AT)?;
+        loop {
+            self.segment.live()?;
+            let pos = head.load(Ordering::Acquire);
+            let slot = self.control(pos)?;
+            let control = slot.load(Ordering::SeqCst);
+            let (seq, owner) = unpack(control);
+            if seq != pos || self.is_ended() || (owner != 0 && !process_alive(owner)) {
+                return Ok(true);
+            }
+            let still =
+                || slot.load(Ordering::SeqCst) == control && head.load(Ordering::Acquire) == pos && !self.is_ended();
+            if !self.block(Channel::Data, deadline, still)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` until a `put` may find room (or the end of the stream, or a dead
+    /// reader's slot to free). Claims nothing. `Ok(false)` on timeout.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the segment is retired.
+    pub fn wait_writable(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = deadline(timeout);
+        let tail = self.segment.word(TAIL_AT)?;
+        loop {
+            self.segment.live()?;
+            let pos = tail.load(Ordering::Acquire);
+            let slot = self.control(pos)?;
+            let control = slot.load(Ordering::SeqCst);
+            let (seq, owner) = unpack(control);
+            let previous = pos.wrapping_sub(self.capacity);
+            let full = seq == previous.wrapping_add(1) || (seq == previous && owner != 0);
+            if !full || self.is_ended() || (owner != 0 && !process_alive(owner)) {
+                return Ok(true);
+            }
+            let still =
+                || slot.load(Ordering::SeqCst) == control && tail.load(Ordering::Acquire) == pos && !self.is_ended();
+            if !self.block(Channel::Space, deadline, still)? {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Marks the end of the stream: later `put`s fail with [`Error::QueueEnded`], and `get`s
     /// take what is left, then fail the same way. Wakes every sleeper.
     ///
@@ -478,6 +531,11 @@ impl SharedQueue {
                 if !self.block(Channel::Space, deadline, || {
                     slot.load(Ordering::SeqCst) == control && !self.is_ended()
                 })? {
+                    // Before giving up, look once more at the owner (a zero timeout sees the
+                    // slot only once).
+                    if self.reclaim_if_dead(slot, control, previous, &mut Some(control))? {
+                        continue;
+                    }
                     return Err(Error::QueueFull);
                 }
                 steps = 0;
@@ -529,6 +587,9 @@ impl SharedQueue {
                 }
                 let still = || slot.load(Ordering::SeqCst) == control && !(owner == 0 && self.is_ended());
                 if !self.block(Channel::Data, deadline, still)? {
+                    if self.reclaim_if_dead(slot, control, pos, &mut Some(control))? {
+                        continue;
+                    }
                     return Err(Error::QueueEmpty);
                 }
                 steps = 0;
