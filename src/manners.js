@@ -103,7 +103,13 @@
     const put = (queue, value, timeout) => {
       if (typeof value === 'string') return putString.call(queue, value, timeout)
       if (value instanceof Uint8Array) return putBytes.call(queue, value, Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY, timeout)
-      return putBytes.call(queue, v8.serialize(value), SERIALIZED, timeout)
+      let bytes
+      try {
+        bytes = v8.serialize(value)
+      } catch (cause) {
+        throw Object.assign(new TypeError(`a SharedQueue carries structured-cloneable values: ${cause.message}`), { code: 'ERR_SHM_UNSUPPORTED_TYPE', cause })
+      }
+      return putBytes.call(queue, bytes, SERIALIZED, timeout)
     }
     const decode = (got) => {
       if (typeof got === 'string') return got
