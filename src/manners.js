@@ -124,12 +124,21 @@
     }
     // Async calls try the non-blocking call first; only a full or empty queue waits, on a
     // native thread that claims nothing, then tries again.
+    // A value that is already there settles the promise at once, on the microtask queue; a
+    // `for await` over a queue that never runs dry would then starve timers and I/O. Every
+    // so many immediate answers, let the event loop turn once.
+    let immediate = 0
     const retry = async (queue, timeout, attempt, blocked, wait) => {
       const deadline = timeout === undefined || timeout === Infinity ? Infinity : performance.now() + timeout
+      if (++immediate >= 64) {
+        immediate = 0
+        await new Promise(setImmediate)
+      }
       for (;;) {
         try {
           return attempt()
         } catch (err) {
+          immediate = 0
           if (err.code !== blocked) throw err
           const left = deadline - performance.now()
           if (left <= 0) throw err
