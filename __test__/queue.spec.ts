@@ -192,7 +192,8 @@ function forkPeer(args: string[]): Peer & { child: ChildProcess } {
   let last: { got?: [number, number][] } = {}
   child.on('message', (m) => (last = m as typeof last))
   const done = new Promise<typeof last>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(last) : reject(new Error(`${args[0]} exited with ${code}`)))),
+    // 'close', not 'exit': only then is the last IPC message in.
+    child.on('close', (code) => (code === 0 ? resolve(last) : reject(new Error(`${args[0]} exited with ${code}`)))),
   )
   return { child, done }
 }
