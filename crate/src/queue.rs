@@ -577,6 +577,22 @@ impl SharedQueue {
                 let _ = head.compare_exchange(pos, next, Ordering::SeqCst, Ordering::Relaxed);
                 continue;
             }
+            let previous = pos.wrapping_sub(cap);
+            if seq == previous.wrapping_add(1) && owner != 0 {
+                // A slow reader still holds the slot's previous lap while `head` went round:
+                // nothing can be written at `pos` before it lets go. Empty, for now.
+                if owner == 0 || self.reclaim_if_dead(slot, control, previous, &mut blocked_on)? {
+                    continue;
+                }
+                if !self.block(Channel::Data, deadline, || slot.load(Ordering::SeqCst) == control)? {
+                    if self.reclaim_if_dead(slot, control, previous, &mut Some(control))? {
+                        continue;
+                    }
+                    return Err(Error::QueueEmpty);
+                }
+                steps = 0;
+                continue;
+            }
             if seq == pos {
                 // Nothing written at `pos` yet (owner 0), or being written.
                 if owner == 0 && self.is_ended() {
