@@ -10,6 +10,30 @@ export type LockResult = 'acquired' | 'owner-died'
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
 export interface ShmLock extends Disposable {}
+/** Options of `SharedQueue.put`/`putAsync`/`get`/`getAsync`. */
+export interface QueueWaitOptions {
+  /**
+   * Milliseconds to wait while the queue is full (put) or empty (get); default: for ever; 0:
+   * not at all. Then `ERR_SHM_QUEUE_FULL` / `ERR_SHM_QUEUE_EMPTY` is thrown.
+   */
+  timeout?: number
+}
+/**
+ * A SharedQueue carries any structured-cloneable value (`v8.serialize`, what child_process's
+ * `serialization: 'advanced'` carries); strings, Uint8Arrays and Buffers go as their bytes
+ * and come back as the same kind. It is Disposable (`using`) and async-iterable (`for await`
+ * takes messages until `end()` and the queue is drained).
+ */
+export interface SharedQueue extends Disposable, AsyncIterable<unknown> {
+  /** Puts a value, blocking while the queue is full; `ERR_SHM_QUEUE_ENDED` after `end()`. */
+  put(value: unknown, options?: QueueWaitOptions): void
+  /** Takes the oldest value, blocking while the queue is empty; `ERR_SHM_QUEUE_ENDED` once ended and drained. */
+  get(options?: QueueWaitOptions): unknown
+  /** `put` that waits on another thread, keeping the event loop free. */
+  putAsync(value: unknown, options?: QueueWaitOptions): Promise<void>
+  /** `get` that waits on another thread, keeping the event loop free. */
+  getAsync(options?: QueueWaitOptions): Promise<unknown>
+}
 /**
  * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
  * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and

@@ -10,6 +10,30 @@ export type LockResult = 'acquired' | 'owner-died'
 export interface SharedMemory extends Disposable {}
 export interface SharedMemoryManager extends Disposable {}
 export interface ShmLock extends Disposable {}
+/** Options of `SharedQueue.put`/`putAsync`/`get`/`getAsync`. */
+export interface QueueWaitOptions {
+  /**
+   * Milliseconds to wait while the queue is full (put) or empty (get); default: for ever; 0:
+   * not at all. Then `ERR_SHM_QUEUE_FULL` / `ERR_SHM_QUEUE_EMPTY` is thrown.
+   */
+  timeout?: number
+}
+/**
+ * A SharedQueue carries any structured-cloneable value (`v8.serialize`, what child_process's
+ * `serialization: 'advanced'` carries); strings, Uint8Arrays and Buffers go as their bytes
+ * and come back as the same kind. It is Disposable (`using`) and async-iterable (`for await`
+ * takes messages until `end()` and the queue is drained).
+ */
+export interface SharedQueue extends Disposable, AsyncIterable<unknown> {
+  /** Puts a value, blocking while the queue is full; `ERR_SHM_QUEUE_ENDED` after `end()`. */
+  put(value: unknown, options?: QueueWaitOptions): void
+  /** Takes the oldest value, blocking while the queue is empty; `ERR_SHM_QUEUE_ENDED` once ended and drained. */
+  get(options?: QueueWaitOptions): unknown
+  /** `put` that waits on another thread, keeping the event loop free. */
+  putAsync(value: unknown, options?: QueueWaitOptions): Promise<void>
+  /** `get` that waits on another thread, keeping the event loop free. */
+  getAsync(options?: QueueWaitOptions): Promise<unknown>
+}
 /**
  * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
  * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and
@@ -211,6 +235,54 @@ export declare class SharedMemoryManager {
 }
 
 /**
+ * A bounded queue of messages in shared memory, for many producers and consumers in any
+ * processes and worker threads. See the README's SharedQueue section.
+ */
+export declare class SharedQueue {
+  /** Creates a queue in a new segment. */
+  static create(options?: SharedQueueOptions | undefined | null): SharedQueue
+  /** Opens a queue another process (or this one) created. */
+  static open(name: string): SharedQueue
+  /** The segment's name: what `SharedQueue.open` takes. */
+  get name(): string
+  /** How many messages fit. */
+  get capacity(): number
+  /** The most bytes one encoded message may take. */
+  get maxMessageSize(): number
+  /** Messages lost because a process died while it was writing or reading them. */
+  get lost(): number
+  /** Whether `end()` was called, by any process. */
+  get ended(): boolean
+  /** Whether this handle was closed. */
+  get closed(): boolean
+  /** About how many messages wait (exact when nothing moves). */
+  qsize(): number
+  /** Whether no message waits (approximate while others move, as in Python). */
+  empty(): boolean
+  /** Whether the queue is full (approximate while others move, as in Python). */
+  full(): boolean
+  /**
+   * Marks the end of the stream for every process: later `put`s throw
+   * `ERR_SHM_QUEUE_ENDED`; readers take what is left, then `get` throws it and iteration ends.
+   */
+  end(): void
+  /**
+   * How long a blocked `put`/`get` on this handle spins before it sleeps, in microseconds
+   * (default 20). A consumer that spins answers faster and keeps a core busy meanwhile.
+   */
+  set spinMicros(micros: number)
+  /** `{ name }`, so `JSON.stringify` passes a queue to another process. */
+  toJSON(): SharedQueueJson
+  /**
+   * Lets go of this handle's mapping; a blocked call on another thread ends with
+   * `ERR_SHM_CLOSED`. Calling it twice is harmless. The queue lives on for others.
+   */
+  close(): void
+  /** Removes the queue's name (processes that have it open keep using it). */
+  unlink(): void
+}
+
+/**
  * A lock that lives in 4 bytes of a segment (at a multiple of 4), shared by every process and
  * worker that maps it. `ShmLock.create(shm, byteOffset)` makes it (once), any process then
  * `ShmLock.open`s it at the same place.
@@ -328,6 +400,23 @@ export interface SharedMemoryOptions {
    * from 0 to 0o777.
    */
   mode?: number
+}
+
+/** `toJSON()` of a queue: what another process passes to `SharedQueue.open`. */
+export interface SharedQueueJson {
+  name: string
+}
+
+/** Options of `SharedQueue.create`. */
+export interface SharedQueueOptions {
+  /** How many messages fit (default 1024; rounded up to a power of two, at least 2). */
+  capacity?: number
+  /** The most bytes one message may take once encoded (default 4096). */
+  maxMessageSize?: number
+  /** A name instead of a random `psm_…` one. */
+  name?: string
+  /** Unlink the segment if this process ends without `unlink()` (default true). */
+  track?: boolean
 }
 
 /**

@@ -838,5 +838,6 @@ module.exports = nativeBinding
 module.exports.ShareableList = nativeBinding.ShareableList
 module.exports.SharedMemory = nativeBinding.SharedMemory
 module.exports.SharedMemoryManager = nativeBinding.SharedMemoryManager
+module.exports.SharedQueue = nativeBinding.SharedQueue
 module.exports.ShmLock = nativeBinding.ShmLock
 module.exports.trackerPid = nativeBinding.trackerPid

@@ -34,6 +34,9 @@ pub const PANIC: Code = Code("ERR_SHM_PANIC");
 pub const OUT_OF_RANGE: Code = Code("ERR_OUT_OF_RANGE");
 pub const NAPI: Code = Code("ERR_SHM_NAPI");
 pub const BUFFER_TOO_LARGE: Code = Code("ERR_SHM_BUFFER_TOO_LARGE");
+pub const QUEUE_FULL: Code = Code("ERR_SHM_QUEUE_FULL");
+pub const QUEUE_EMPTY: Code = Code("ERR_SHM_QUEUE_EMPTY");
+pub const QUEUE_ENDED: Code = Code("ERR_SHM_QUEUE_ENDED");
 /// napi-rs skips re-throwing an error with this status when one is already pending, which
 /// is how a RangeError thrown by hand travels out of a `#[napi]` function.
 pub const PENDING: Code = Code("PendingException");
@@ -51,9 +54,12 @@ pub fn from_core(err: shmkit_core::Error) -> Error<Code> {
         Core::InvalidSize(_) => INVALID_SIZE,
         Core::InvalidArgument(_) => INVALID_ARG_VALUE,
         Core::Closed(what) => return closed(what),
-        Core::Corrupt(_) | Core::Busy => CORRUPT,
+        Core::Corrupt(_) | Core::Busy | Core::QueueCorrupt(_) => CORRUPT,
         Core::IndexOutOfRange { .. } | Core::OutOfRange(_) => OUT_OF_RANGE,
-        Core::ValueTooLarge { .. } => VALUE_TOO_LARGE,
+        Core::ValueTooLarge { .. } | Core::MessageTooLarge { .. } => VALUE_TOO_LARGE,
+        Core::QueueFull => QUEUE_FULL,
+        Core::QueueEmpty => QUEUE_EMPTY,
+        Core::QueueEnded => QUEUE_ENDED,
         Core::TooManyMappings { .. } => return error(TOO_MANY_MAPPINGS, format!("{}: {err}", TOO_MANY_MAPPINGS.0)),
     };
     error(code, err.to_string())

@@ -16,6 +16,7 @@ mod fast;
 mod item;
 mod lock;
 mod manager;
+mod queue;
 #[allow(unsafe_code)] // the one module that calls Node-API directly
 mod raw;
 mod shareable_list;
@@ -25,6 +26,7 @@ mod sync;
 
 pub use lock::ShmLock;
 pub use manager::SharedMemoryManager;
+pub use queue::SharedQueue;
 pub use shareable_list::ShareableList;
 pub use shared_memory::SharedMemory;
 

@@ -8,7 +8,7 @@
   const define = (klass, key, value) =>
     Object.defineProperty(klass.prototype, key, { value, writable: true, configurable: true, enumerable: false })
 
-  for (const name of ['SharedMemory', 'ShareableList', 'ShmLock', 'SharedMemoryManager']) {
+  for (const name of ['SharedMemory', 'ShareableList', 'ShmLock', 'SharedMemoryManager', 'SharedQueue']) {
     guardReceivers(exports[name])
     exports[name] = requireNew(exports[name])
   }
@@ -64,6 +64,114 @@
     const show = typeof inspectValue === 'function' ? inspectValue : (v) => JSON.stringify(v)
     return `SharedMemoryManager(${this.closed ? 'shut down' : show(this.segments, options)})`
   })
+
+  const { SharedQueue } = exports
+  installQueueValues(SharedQueue)
+  define(SharedQueue, Symbol.dispose, function dispose() {
+    this.close()
+  })
+  define(SharedQueue, inspect, function inspectSharedQueue() {
+    if (this.closed) return `SharedQueue(<closed>, name='${this.name}')`
+    return `SharedQueue(name='${this.name}', qsize=${this.qsize()}, capacity=${this.capacity})`
+  })
+
+  // Values become tagged bytes here and come back the same kind: strings as UTF-8, Uint8Array
+  // and Buffer as their bytes, anything else through v8.serialize (what child_process's
+  // 'advanced' serialization carries). The native side only moves bytes (src/queue.rs).
+  function installQueueValues(klass) {
+    const v8 = process.getBuiltinModule('v8')
+    const SERIALIZED = 0
+    const UINT8ARRAY = 2
+    const BUFFER = 3
+    const proto = klass.prototype
+    const { _putBytes: putBytes, _putString: putString, _get: take, _readable: readable, _writable: writable } = proto
+    for (const key of ['_putBytes', '_putString', '_get', '_readable', '_writable']) delete proto[key]
+
+    const typeError = (message) => Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' })
+    const timeoutOf = (options) => {
+      if (options === undefined || options === null) return undefined
+      if (typeof options !== 'object') throw typeError(`The "options" argument must be an object. Received type ${typeof options}`)
+      const { timeout } = options
+      if (timeout === undefined || timeout === null) return undefined
+      if (typeof timeout !== 'number') throw typeError(`The "options.timeout" property must be of type number. Received type ${typeof timeout}`)
+      return timeout
+    }
+    const put = (queue, value, timeout) => {
+      if (typeof value === 'string') return putString.call(queue, value, timeout)
+      if (value instanceof Uint8Array) return putBytes.call(queue, value, Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY, timeout)
+      let bytes
+      try {
+        bytes = v8.serialize(value)
+      } catch (cause) {
+        throw Object.assign(new TypeError(`a SharedQueue carries structured-cloneable values: ${cause.message}`), { code: 'ERR_SHM_UNSUPPORTED_TYPE', cause })
+      }
+      return putBytes.call(queue, bytes, SERIALIZED, timeout)
+    }
+    const decode = (got) => {
+      if (typeof got === 'string') return got
+      const tag = got[0]
+      if (tag === BUFFER) return got.subarray(1)
+      if (tag === UINT8ARRAY) return new Uint8Array(got.buffer, got.byteOffset + 1, got.length - 1)
+      try {
+        return v8.deserialize(got.subarray(1))
+      } catch (cause) {
+        throw Object.assign(new Error(`not a valid SharedQueue: a message does not deserialize (${cause.message})`), { code: 'ERR_SHM_CORRUPT', cause })
+      }
+    }
+    // Async calls try the non-blocking call first; only a full or empty queue waits, on a
+    // native thread that claims nothing, then tries again.
+    // A value that is already there settles the promise at once, on the microtask queue; a
+    // `for await` over a queue that never runs dry would then starve timers and I/O. Every
+    // so many immediate answers, let the event loop turn once.
+    let immediate = 0
+    const retry = async (queue, timeout, attempt, blocked, wait) => {
+      const deadline = timeout === undefined || timeout === Infinity ? Infinity : performance.now() + timeout
+      if (++immediate >= 64) {
+        immediate = 0
+        await new Promise(setImmediate)
+      }
+      for (;;) {
+        try {
+          return attempt()
+        } catch (err) {
+          immediate = 0
+          if (err.code !== blocked) throw err
+          const left = deadline - performance.now()
+          if (left <= 0) throw err
+          await wait.call(queue, left === Infinity ? undefined : left)
+        }
+      }
+    }
+
+    define(klass, 'put', function putValue(value, options) {
+      put(this, value, timeoutOf(options))
+    })
+    define(klass, 'get', function getValue(options) {
+      return decode(take.call(this, timeoutOf(options)))
+    })
+    define(klass, 'putAsync', async function putAsync(value, options) {
+      const timeout = timeoutOf(options)
+      if (timeout !== undefined && (Number.isNaN(timeout) || timeout < 0)) put(this, value, timeout) // throws the range error
+      await retry(this, timeout, () => put(this, value, 0), 'ERR_SHM_QUEUE_FULL', writable)
+    })
+    define(klass, 'getAsync', async function getAsync(options) {
+      const timeout = timeoutOf(options)
+      if (timeout !== undefined && (Number.isNaN(timeout) || timeout < 0)) take.call(this, timeout) // throws the range error
+      return decode(await retry(this, timeout, () => take.call(this, 0), 'ERR_SHM_QUEUE_EMPTY', readable))
+    })
+    define(klass, Symbol.asyncIterator, async function* iterate() {
+      for (;;) {
+        let value
+        try {
+          value = await this.getAsync()
+        } catch (err) {
+          if (err.code === 'ERR_SHM_QUEUE_ENDED') return
+          throw err
+        }
+        yield value
+      }
+    })
+  }
 
   // Uncontended lock/unlock with Atomics, no native call (~10× cheaper); the protocol is
   // shmkit_core::lock::ShmLock::handle_state's. Anything else goes to the native methods.

@@ -52,6 +52,21 @@ pub enum Error {
         /// The most it may hold.
         budget: usize,
     },
+    /// The bytes do not hold a valid [`crate::queue::SharedQueue`] (says what is wrong).
+    QueueCorrupt(String),
+    /// A queue stayed full until the timeout (Python: `queue.Full`).
+    QueueFull,
+    /// A queue stayed empty until the timeout (Python: `queue.Empty`).
+    QueueEmpty,
+    /// The queue was ended: nothing more may be put, and nothing is left to get.
+    QueueEnded,
+    /// A message longer than the queue's slots hold.
+    MessageTooLarge {
+        /// Bytes the message needs.
+        needed: usize,
+        /// The most a message may take in this queue.
+        max: usize,
+    },
     /// A str/bytes longer than its slot (CPython: ValueError).
     ValueTooLarge {
         /// Bytes the value needs.
@@ -138,6 +153,14 @@ impl fmt::Display for Error {
                 "cannot map '{name}': this process already holds {live} segment mappings, \
                  the most shmkit allows ({budget}, three quarters of vm.max_map_count; the rest is kept for the runtime); \
                  close() handles you no longer use"
+            ),
+            Error::QueueCorrupt(why) => write!(f, "not a valid SharedQueue: {why}"),
+            Error::QueueFull => f.write_str("the queue stayed full until the timeout"),
+            Error::QueueEmpty => f.write_str("the queue stayed empty until the timeout"),
+            Error::QueueEnded => f.write_str("the queue was ended (end()): nothing more comes"),
+            Error::MessageTooLarge { needed, max } => write!(
+                f,
+                "the message takes {needed} bytes; this queue's maxMessageSize is {max}"
             ),
             Error::ValueTooLarge { needed, allocated } => write!(
                 f,

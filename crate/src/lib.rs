@@ -26,6 +26,7 @@ pub mod lock;
 mod manager;
 pub mod name;
 mod process;
+pub mod queue;
 pub mod segment;
 pub mod tracker;
 

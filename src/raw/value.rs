@@ -83,6 +83,18 @@ pub fn string(value: &Unknown<'_>, max_len: usize) -> Result<Bounded<String>, Co
 /// A copy of a Uint8Array's bytes (a Buffer's included), or its length when that is over
 /// `max_len`; `None` for any other value.
 pub fn uint8_array(value: &Unknown<'_>, max_len: usize) -> Result<Option<Bounded<Vec<u8>>>, Code> {
+    with_uint8_array(value, |bytes| {
+        if bytes.len() > max_len {
+            Bounded::Over(bytes.len())
+        } else {
+            Bounded::Within(bytes.to_vec())
+        }
+    })
+}
+
+/// Runs `f` over a Uint8Array's bytes (a Buffer's included) in place, without a copy; `None`
+/// for any other value. `f` must not call into JS (nothing it can reach does: it gets a slice).
+pub fn with_uint8_array<R>(value: &Unknown<'_>, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Code> {
     let env = value.value().env;
     let mut is_typed_array = false;
     check(
@@ -113,15 +125,13 @@ pub fn uint8_array(value: &Unknown<'_>, max_len: usize) -> Result<Option<Bounded
     if kind != sys::TypedarrayType::uint8_array {
         return Ok(None);
     }
-    if len > max_len {
-        return Ok(Some(Bounded::Over(len)));
-    }
     if len == 0 || data.is_null() {
-        return Ok(Some(Bounded::Within(Vec::new())));
+        return Ok(Some(f(&[])));
     }
-    // SAFETY: Node-API reports `data` valid for `len` bytes; JS cannot run during this copy.
-    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec();
-    Ok(Some(Bounded::Within(bytes)))
+    // SAFETY: Node-API reports `data` valid for `len` bytes; no JS runs while `f` holds the
+    // slice (this thread is inside a native call, and `f` cannot call into JS).
+    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+    Ok(Some(f(bytes)))
 }
 
 /// `value` as an object (functions included), or `None`.

@@ -489,6 +489,29 @@ impl Segment {
         Ok(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast::<u32>()) })
     }
 
+    /// The aligned 64-bit word at `offset` (a multiple of 8), shared like [`Segment::word`]'s.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `offset` is not a multiple of 8; [`Error::OutOfRange`]
+    /// when the word does not lie inside the segment.
+    pub fn word64(&self, offset: usize) -> Result<&AtomicU64> {
+        if !offset.is_multiple_of(8) {
+            return Err(Error::InvalidArgument(format!(
+                "a 64-bit word's offset must be a multiple of 8, got {offset}"
+            )));
+        }
+        if !self.in_bounds(offset, 8) {
+            return Err(Error::OutOfRange(format!(
+                "byte {offset} is outside the segment's {} bytes (a 64-bit word takes 8)",
+                self.len()
+            )));
+        }
+        // SAFETY: `offset + 8 <= len` was checked above; the mapping is page-aligned and
+        // `offset % 8 == 0`, so the address suits an AtomicU64, and it stays mapped while
+        // `self` lives. Other processes may access the word at any time, which atomics allow.
+        Ok(unsafe { AtomicU64::from_ptr(self.as_ptr().add(offset).cast::<u64>()) })
+    }
+
     /// `futex(FUTEX_WAIT)` (Linux), `os_sync_wait_on_address` / `__ulock_wait` (macOS), a
     /// bounded back-off poll (Windows)—sleeps while the word at `offset` holds `expected`,
     /// until [`Segment::notify`] from any process or thread, or `timeout` (`None`: forever).

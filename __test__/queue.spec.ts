@@ -1,0 +1,335 @@
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { inspect } from 'node:util'
+import { deserialize } from 'node:v8'
+import { Worker } from 'node:worker_threads'
+
+import test, { type ExecutionContext } from 'ava'
+
+import { SharedMemory, SharedQueue } from '../index.js'
+import { FIXTURES, needs, runs } from './helpers.js'
+
+const ROOT = join(FIXTURES, '..', '..')
+
+/** A queue unlinked when the test ends. */
+function scratch(t: ExecutionContext, options: Parameters<typeof SharedQueue.create>[0] = {}): SharedQueue {
+  const queue = SharedQueue.create(options)
+  t.teardown(() => {
+    queue.close()
+    try {
+      queue.unlink()
+    } catch {}
+  })
+  return queue
+}
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code
+  }
+  return undefined
+}
+
+async function asyncCode(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code
+  }
+  return undefined
+}
+
+test('values come back as the kind they were put: strings, bytes, Buffers, structured clones', (t) => {
+  const queue = scratch(t, { capacity: 8, maxMessageSize: 256 })
+  const values: unknown[] = [
+    'short',
+    '',
+    'ünïcödé ✓ 𝄞',
+    new Uint8Array([1, 2, 3]),
+    Buffer.from('buffer'),
+    { i: 1, tag: 'x', nested: [1, 2n, new Date(0), new Map([[1, 'one']])] },
+    42,
+    null,
+  ]
+  for (const value of values) queue.put(value)
+  t.is(queue.qsize(), 8)
+  t.true(queue.full())
+  for (const value of values) {
+    const got = queue.get()
+    t.deepEqual(got, value)
+    if (value instanceof Uint8Array) t.is(Buffer.isBuffer(got), Buffer.isBuffer(value))
+  }
+  t.true(queue.empty())
+  t.is(queue.lost, 0)
+  t.is(queue.capacity, 8)
+  t.is(queue.maxMessageSize, 256)
+  t.deepEqual(JSON.parse(JSON.stringify(queue)), { name: queue.name })
+  t.regex(inspect(queue), /^SharedQueue\(name='psm_[0-9a-f]+', qsize=0, capacity=8\)$/)
+})
+
+test('timeouts throw coded errors; a full or empty queue waits that long', async (t) => {
+  const queue = scratch(t, { capacity: 2, maxMessageSize: 16 })
+  let started = performance.now()
+  t.is(code(() => queue.get({ timeout: 30 })), 'ERR_SHM_QUEUE_EMPTY')
+  t.true(performance.now() - started >= 29)
+  t.is(await asyncCode(queue.getAsync({ timeout: 20 })), 'ERR_SHM_QUEUE_EMPTY')
+  queue.put('a')
+  queue.put('b')
+  started = performance.now()
+  t.is(code(() => queue.put('c', { timeout: 30 })), 'ERR_SHM_QUEUE_FULL')
+  t.true(performance.now() - started >= 29)
+  t.is(await asyncCode(queue.putAsync('c', { timeout: 20 })), 'ERR_SHM_QUEUE_FULL')
+  t.is(code(() => queue.put('c', { timeout: 0 })), 'ERR_SHM_QUEUE_FULL')
+  t.is(code(() => queue.put('x'.repeat(17))), 'ERR_SHM_VALUE_TOO_LARGE')
+  // A waiting putAsync goes through once a get makes room, and the event loop stays free.
+  const putting = queue.putAsync('c', { timeout: 5000 })
+  await new Promise((r) => setTimeout(r, 30))
+  t.is(queue.get(), 'a')
+  await putting
+  t.deepEqual([queue.get(), queue.get()], ['b', 'c'])
+})
+
+test('end(): readers drain what is left, then get throws ERR_SHM_QUEUE_ENDED and for await ends', async (t) => {
+  const queue = scratch(t, { capacity: 4 })
+  queue.put(1)
+  queue.put(2)
+  setTimeout(() => {
+    queue.put(3)
+    queue.end()
+  }, 30)
+  const got: unknown[] = []
+  for await (const value of queue) got.push(value)
+  t.deepEqual(got, [1, 2, 3])
+  t.true(queue.ended)
+  t.is(code(() => queue.get()), 'ERR_SHM_QUEUE_ENDED')
+  t.is(code(() => queue.put(4)), 'ERR_SHM_QUEUE_ENDED')
+  t.is(await asyncCode(queue.getAsync()), 'ERR_SHM_QUEUE_ENDED')
+})
+
+test('close() ends a waiting getAsync with ERR_SHM_CLOSED; later calls throw it', async (t) => {
+  const queue = scratch(t)
+  const waiting = queue.getAsync()
+  await new Promise((r) => setTimeout(r, 20))
+  queue.close()
+  t.is(await asyncCode(waiting), 'ERR_SHM_CLOSED')
+  t.is(code(() => queue.get()), 'ERR_SHM_CLOSED')
+  t.is(code(() => queue.put(1)), 'ERR_SHM_CLOSED')
+  t.true(queue.closed)
+  queue.close()
+})
+
+test('bad arguments are coded errors', (t) => {
+  t.is(code(() => SharedQueue.create({ capacity: 0 })), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => SharedQueue.create({ capacity: 1.5 })), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => SharedQueue.create({ capacity: 1 << 21 })), 'ERR_INVALID_ARG_VALUE')
+  t.is(code(() => SharedQueue.create({ maxMessageSize: -1 })), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => SharedQueue.create('big' as never)), 'ERR_INVALID_ARG_TYPE')
+  t.is(code(() => SharedQueue.open(42 as never)), 'ERR_INVALID_ARG_TYPE')
+  t.is(code(() => SharedQueue.open('psm_no_such_queue')), 'ENOENT')
+  const queue = scratch(t)
+  t.is(code(() => queue.put(1, 'soon' as never)), 'ERR_INVALID_ARG_TYPE')
+  t.is(code(() => queue.get({ timeout: '1' as never })), 'ERR_INVALID_ARG_TYPE')
+  t.is(code(() => queue.get({ timeout: -1 })), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => queue.put(() => 1)), 'ERR_SHM_UNSUPPORTED_TYPE', 'a function does not clone')
+  t.is(code(() => SharedQueue.prototype.qsize.call({})), 'ERR_INVALID_ARG_TYPE')
+})
+
+test('hostile header and slot bytes are ERR_SHM_CORRUPT, never a crash or a hang', (t) => {
+  const queue = scratch(t, { capacity: 4, maxMessageSize: 64 })
+  const shm = SharedMemory.open(queue.name)
+  t.teardown(() => shm.close())
+  const words = new DataView(shm.buffer)
+  const slot = (i: number) => 256 + i * 128 // round_up(16 + 64, 64)
+
+  // Header: magic, version, capacity, slot size.
+  for (const [at, value] of [
+    [0, 0xdeadbeef],
+    [4, 9],
+    [8, 3],
+    [12, 4096],
+  ]) {
+    const before = words.getUint32(at, true)
+    words.setUint32(at, value, true)
+    t.is(code(() => SharedQueue.open(queue.name)), 'ERR_SHM_CORRUPT', `byte ${at}`)
+    words.setUint32(at, before, true)
+  }
+  const reader = SharedQueue.open(queue.name)
+  t.teardown(() => reader.close())
+
+  // A slot sequence no state explains.
+  words.setUint32(slot(0), 0x12345, true)
+  t.is(code(() => reader.get({ timeout: 0 })), 'ERR_SHM_CORRUPT')
+  t.is(code(() => reader.put('x', { timeout: 0 })), 'ERR_SHM_CORRUPT')
+  words.setUint32(slot(0), 0, true)
+
+  // A length beyond the maximum, a serialized value that does not deserialize, a string that
+  // is not UTF-8, an unknown tag: each message is refused, the next one comes.
+  const damage = [
+    (at: number) => words.setUint32(at + 8, 1 << 30, true),
+    (at: number) => shm.buf.fill(0xff, at + 16, at + 24),
+    (at: number) => shm.buf.fill(0xff, at + 16, at + 18),
+    (at: number) => words.setUint32(at + 12, 77, true),
+  ]
+  const sent = [{ a: 1 }, { serialized: true }, 'text', 'tag']
+  for (const [i, hurt] of damage.entries()) {
+    queue.put(sent[i])
+    queue.put('next')
+    hurt(slot((i * 2) % 4))
+    t.is(code(() => reader.get()), 'ERR_SHM_CORRUPT', `damage ${i}`)
+    t.is(reader.get(), 'next')
+  }
+  t.is(reader.lost, 1, 'the message with an impossible length is counted lost')
+})
+
+interface Peer {
+  done: Promise<{ got?: [number, number][] }>
+}
+
+function forkPeer(args: string[]): Peer & { child: ChildProcess } {
+  const child = fork(join(FIXTURES, 'queue-peer.cjs'), args, { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  let last: { got?: [number, number][] } = {}
+  child.on('message', (m) => (last = m as typeof last))
+  const done = new Promise<typeof last>((resolve, reject) =>
+    // 'close', not 'exit': only then is the last IPC message in.
+    child.on('close', (code) => (code === 0 ? resolve(last) : reject(new Error(`${args[0]} exited with ${code}`)))),
+  )
+  return { child, done }
+}
+
+function workerPeer(args: string[]): Peer {
+  const worker = new Worker(join(FIXTURES, 'queue-peer.cjs'), { workerData: args })
+  let last: { got?: [number, number][] } = {}
+  worker.on('message', (m) => (last = m as typeof last))
+  const done = new Promise<typeof last>((resolve, reject) => {
+    worker.on('error', reject)
+    worker.on('exit', (code) => (code === 0 ? resolve(last) : reject(new Error(`worker ${args[0]} exited with ${code}`))))
+  })
+  return { done }
+}
+
+function checkDelivery(t: ExecutionContext, consumers: [number, number][][], producers: number[], each: number) {
+  const seen = new Map<number, number[]>(producers.map((p) => [p, []]))
+  for (const got of consumers) {
+    const last = new Map<number, number>()
+    for (const [p, i] of got) {
+      const before = last.get(p)
+      if (before !== undefined && i <= before) t.fail(`producer ${p}: ${i} after ${before} in one consumer`)
+      last.set(p, i)
+      seen.get(p)!.push(i)
+    }
+  }
+  for (const [p, seqs] of seen) {
+    seqs.sort((a, b) => a - b)
+    t.is(seqs.length, each, `producer ${p}: count`)
+    t.true(
+      seqs.every((s, k) => s === k),
+      `producer ${p}: every message exactly once`,
+    )
+  }
+}
+
+test('4 producers × 4 consumers in processes and workers: each message exactly once, in producer order', async (t) => {
+  const EACH = 3000
+  const queue = scratch(t, { capacity: 64, maxMessageSize: 128 })
+  const consumers = [
+    forkPeer(['consume', queue.name]),
+    forkPeer(['consume', queue.name]),
+    workerPeer(['consume', queue.name]),
+    workerPeer(['consume', queue.name]),
+  ]
+  const producers = [
+    forkPeer(['produce', queue.name, '1', String(EACH)]),
+    forkPeer(['produce', queue.name, '2', String(EACH)]),
+    workerPeer(['produce', queue.name, '3', String(EACH)]),
+    workerPeer(['produce', queue.name, '4', String(EACH)]),
+  ]
+  await Promise.all(producers.map((p) => p.done))
+  queue.end()
+  const results = await Promise.all(consumers.map((c) => c.done))
+  checkDelivery(
+    t,
+    results.map((r) => r.got!),
+    [1, 2, 3, 4],
+    EACH,
+  )
+  t.is(queue.lost, 0)
+})
+
+test('a producer SIGKILLed in the middle of a put: the queue goes on and counts the message lost', async (t) => {
+  // 1 MiB messages: a put spends most of its time copying, so a kill lands mid-put mostly;
+  // a few rounds make sure it did at least once.
+  let lostSeen = 0
+  for (let round = 0; round < 20 && lostSeen === 0; round++) {
+    const queue = scratch(t, { capacity: 4, maxMessageSize: 1 << 20 })
+    const producer = forkPeer(['produce', queue.name, '1', 'forever', 'big'])
+    producer.done.catch(() => {})
+    let received = 0
+    const consuming = (async () => {
+      for (;;) {
+        let value: Uint8Array
+        try {
+          value = (await queue.getAsync({ timeout: 3000 })) as Uint8Array
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code
+        }
+        t.is(value.length, 1 << 20)
+        t.true(value[1 << 19] === value[0] && value[(1 << 20) - 1] === value[0], 'a delivered message is whole')
+        received += 1
+      }
+    })()
+    while (received < 3) await new Promise((r) => setTimeout(r, 5))
+    await new Promise((r) => setTimeout(r, 3 * round))
+    producer.child.kill('SIGKILL')
+    await new Promise((r) => producer.child.once('exit', r))
+    // The queue is not wedged: a new producer's messages get through after the dead one's.
+    await queue.putAsync(new Uint8Array(1 << 20).fill(7))
+    queue.end()
+    t.is(await consuming, 'ERR_SHM_QUEUE_ENDED')
+    t.true(received > 0)
+    t.true(queue.lost <= 1)
+    lostSeen += queue.lost
+  }
+  t.is(lostSeen, 1, 'one kill landed mid-put and its message was counted lost')
+})
+
+needs('cargo', runs('cargo'))('a Rust program on one end: exactly once both ways with Node', async (t) => {
+  const build = spawnSync('cargo', ['build', '--release', '-p', 'shmkit-core', '--example', 'queue_peer'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  })
+  t.is(build.status, 0, build.stderr)
+  const exe = join(ROOT, 'target', 'release', 'examples', process.platform === 'win32' ? 'queue_peer.exe' : 'queue_peer')
+  const EACH = 5000
+
+  // Node produces, Rust consumes.
+  const toRust = scratch(t, { capacity: 32 })
+  const rust = spawn(exe, ['consume', toRust.name], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  rust.stdout!.on('data', (d) => (out += d))
+  const rustDone = new Promise((r) => rust.on('exit', r))
+  await forkPeer(['produce', toRust.name, '5', String(EACH)]).done
+  toRust.end()
+  t.is(await rustDone, 0)
+  const lines = out.trim().split('\n')
+  t.is(lines.length, EACH)
+  const decoded = lines.map((line) => {
+    const [tag, hex] = line.split(' ')
+    const bytes = Buffer.from(hex ?? '', 'hex')
+    // Tags: 1 string, 2 Uint8Array, 0 v8.serialize (see src/queue.rs).
+    if (tag === '1') return bytes.toString('utf8').split(':').map(Number)
+    if (tag === '2') return [bytes[0], bytes[1] | (bytes[2] << 8) | (bytes[3] << 16)]
+    const value = deserialize(bytes) as { p: number; i: number }
+    return [value.p, value.i]
+  }) as [number, number][]
+  checkDelivery(t, [decoded], [5], EACH)
+
+  // Rust produces, Node consumes.
+  const fromRust = scratch(t, { capacity: 32 })
+  const consumer = forkPeer(['consume', fromRust.name])
+  const producer = spawnSync(exe, ['produce', fromRust.name, '6', String(EACH)], { encoding: 'utf8' })
+  t.is(producer.status, 0, producer.stderr)
+  fromRust.end()
+  checkDelivery(t, [(await consumer.done).got!], [6], EACH)
+})
