@@ -67,7 +67,7 @@ test('values come back as the kind they were put: strings, bytes, Buffers, struc
   t.is(queue.capacity, 8)
   t.is(queue.maxMessageSize, 256)
   t.deepEqual(JSON.parse(JSON.stringify(queue)), { name: queue.name })
-  t.regex(inspect(queue), /^SharedQueue\(name='psm_[0-9a-f]+', qsize=0, capacity=8\)$/)
+  t.regex(inspect(queue), /^SharedQueue\(name='(psm|wnsm)_[0-9a-f]+', qsize=0, capacity=8\)$/)
 })
 
 test('timeouts throw coded errors; a full or empty queue waits that long', async (t) => {
