@@ -224,7 +224,8 @@ test('no torn value while threads write through both paths', async (t) => {
   // KNOWN HOLE (issue #14's note): CPython's layout leaves no room for a version counter, and
   // the item's code byte ends every str write as it began, so "code, copy, code, copy, code"
   // cannot see two writes that each overlap one copy the same way. A 15-byte str read
-  // 'bbbbbbbbbbbbaaa' once in about four full runs (the native reader shares the protocol).
+  // 'bbbbbbbbbbbbaaa' in about one run in three (the native reader shares the protocol; that
+  // the JS and native writers exclude each other as they should is not yet proven either).
   // Counted and logged, not asserted, until the protocol closes it; 8-byte values are asserted.
   const tornText: unknown[] = []
   while (!finished) {
