@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads'
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory, SharedQueue } from '../index.js'
-import { FIXTURES, runs } from './helpers.js'
+import { FIXTURES, runChild, runs } from './helpers.js'
 
 const ROOT = join(FIXTURES, '..', '..')
 
@@ -473,6 +473,12 @@ test('a borrowed view is detached once committed, aborted, released or closed', 
   t.false(borrowed.open)
   t.true(queue.empty())
   t.is(queue.lost, 0)
+})
+
+test('a reservation or a borrow collected unfinished is finished, and its views detached', async (t) => {
+  const { code: exit, stderr, messages } = await runChild('queue-slot-gc.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(exit, 0, stderr)
+  t.deepEqual(messages, [{ reserved: [0, 0, 0], borrowed: 0, next: 'next', lost: 0, qsize: 0 }])
 })
 
 test('borrowed-slot arguments and misuse are coded errors that change nothing', (t) => {
