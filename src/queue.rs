@@ -14,7 +14,9 @@ use shmkit_core::queue;
 use shmkit_core::{segment, SegmentOptions, ShmName};
 
 use crate::args;
-use crate::error::{error, from_core, guard, refusal, Code, CLOSED, INVALID_ARG_VALUE, NAPI, OUT_OF_RANGE, SLOT_FINISHED};
+use crate::error::{
+    error, from_core, guard, refusal, Code, CLOSED, INVALID_ARG_VALUE, NAPI, OUT_OF_RANGE, SLOT_FINISHED,
+};
 use crate::raw::{detach_buffer, External, Reference};
 use crate::sync::{spawn_promise, timeout};
 
@@ -282,12 +284,7 @@ impl SharedQueue {
 
     /// For `manners.js`: reserves a slot for `size` bytes (see `reserve` in the README).
     #[napi(skip_typescript, js_name = "_reserve", catch_unwind)]
-    pub fn reserve(
-        &mut self,
-        env: &Env,
-        size: Unknown,
-        timeout_ms: Option<Unknown>,
-    ) -> Result<QueueReservation, Code> {
+    pub fn reserve(&mut self, env: &Env, size: Unknown, timeout_ms: Option<Unknown>) -> Result<QueueReservation, Code> {
         guard(|| {
             let size = args::number(env, size, "size")?;
             if !(size.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&size)) {
@@ -323,15 +320,16 @@ impl SharedQueue {
     /// is finished at once (a reservation aborted, a borrow released: its message is lost).
     fn lend(&mut self, env: &Env, slot: Slot, offset: usize, len: usize) -> Result<Rc<RefCell<Lease>>, Code> {
         let segment = Arc::clone(self.inner()?.segment());
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= segment.len())
+            .ok_or_else(|| crate::error::napi_failure("a queue slot outside its segment"))?;
         let buffer = crate::raw::external(env, External::Buffer, segment, |segment| {
-            &segment.atomic_bytes()[offset..offset + len]
+            segment.atomic_bytes().get(offset..end).unwrap_or_default()
         })
         .map_err(|refused| refusal(env, refused, "napi_create_external_buffer", len))?;
         let view = Reference::strong(env, &buffer)?;
-        let lease = Rc::new(RefCell::new(Lease {
-            slot,
-            view: Some(view),
-        }));
+        let lease = Rc::new(RefCell::new(Lease { slot, view: Some(view) }));
         if self.leases.len() >= self.swept.max(8).saturating_mul(2) {
             self.leases.retain(|lease| lease.strong_count() > 0);
             self.swept = self.leases.len();

@@ -427,7 +427,10 @@ fn reserve_commit_borrow_release_round_trip() {
 
     let mut lent = queue.borrow(None).unwrap();
     assert_eq!((lent.tag(), lent.len()), (2, 1 << 20));
-    assert!(load(lent.bytes()).iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    assert!(load(lent.bytes())
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
     lent.release().unwrap();
     assert!(matches!(lent.release(), Err(Error::SlotFinished(_))));
 
