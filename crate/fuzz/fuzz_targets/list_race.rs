@@ -41,7 +41,9 @@ impl Drop for Unlink<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&count, rest)) = data.split_first() else { return };
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
     let count = usize::from(count % 16);
     if rest.len() < count {
         return;
