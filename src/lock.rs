@@ -124,7 +124,9 @@ impl ShmLock {
             let timeout = timeout(args::optional_number(env, timeout_ms, "timeoutMs")?)?;
             let inner = Arc::clone(self.inner()?);
             crate::sync::track_pending(inner.segment());
-            wait_promise(env, lock::LockWait::new(inner, timeout), |locked| locked_name(locked, "timed-out"))
+            wait_promise(env, lock::LockWait::new(inner, timeout), |locked| {
+                locked_name(locked, "timed-out")
+            })
         })
     }
 

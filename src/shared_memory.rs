@@ -285,7 +285,8 @@ impl SharedMemory {
         guard(|| {
             let (offset, expected, timeout) = wait_arguments(env, byte_offset, expected, timeout_ms)?;
             let segment = Arc::clone(self.segment()?);
-            let wait = shmkit_core::waiter::WordWait::new(Arc::clone(&segment), offset, expected, timeout).map_err(from_core)?;
+            let wait = shmkit_core::waiter::WordWait::new(Arc::clone(&segment), offset, expected, timeout)
+                .map_err(from_core)?;
             crate::sync::track_pending(&segment);
             wait_promise(env, wait, waited_name)
         })

@@ -112,6 +112,13 @@ thread_local! {
 pub fn track_pending(segment: &std::sync::Arc<shmkit_core::Segment>) {
     PENDING.with(|pending| {
         let mut pending = pending.borrow_mut();
+        // Once per segment, not per wait: 10 000 waits on one segment keep one entry.
+        if pending
+            .iter()
+            .any(|weak| std::ptr::eq(weak.as_ptr(), std::sync::Arc::as_ptr(segment)))
+        {
+            return;
+        }
         pending.retain(|weak| weak.strong_count() > 0);
         pending.push(std::sync::Arc::downgrade(segment));
     });

@@ -359,7 +359,10 @@ impl Drop for ShmLock {
 enum Attempt {
     Done(Locked),
     /// Sleep while the word holds `expected`, at most `slice`.
-    Sleep { expected: u32, slice: Duration },
+    Sleep {
+        expected: u32,
+        slice: Duration,
+    },
 }
 
 /// [`ShmLock::lock`] as an [`AsyncWait`], for [`crate::waiter::submit`]: the same protocol

@@ -134,10 +134,7 @@ pub type Outcome<T> = std::result::Result<Result<T>, Panicked>;
 /// rest on a shared waiter thread (see the module docs). `done` receives the outcome exactly
 /// once: here if the first step finishes, else on the waiter thread.
 pub fn submit<W: AsyncWait>(wait: W, done: impl FnOnce(Outcome<W::Output>) + Send + 'static) {
-    let mut job: Box<dyn Job> = Box::new(Task {
-        wait,
-        done: Some(done),
-    });
+    let mut job: Box<dyn Job> = Box::new(Task { wait, done: Some(done) });
     if let Some(sleep) = job.step(false) {
         place(job, sleep);
     }
@@ -333,11 +330,7 @@ impl Pool {
             .name("shmkit-waiter".into())
             .stack_size(STACK_BYTES)
             .spawn(move || run(&runs))?;
-        self.groups.push(Slot {
-            group,
-            words: 0,
-            limit,
-        });
+        self.groups.push(Slot { group, words: 0, limit });
         Ok(self.groups.len() - 1)
     }
 

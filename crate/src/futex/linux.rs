@@ -79,7 +79,12 @@ impl Backend for Futex {
                 .saturating_add((nanos / 1_000_000_000) as i64),
             tv_nsec: (nanos % 1_000_000_000) as _,
         };
-        match futex::waitv(&waiters, futex::WaitvFlags::empty(), Some(&deadline), futex::ClockId::Monotonic) {
+        match futex::waitv(
+            &waiters,
+            futex::WaitvFlags::empty(),
+            Some(&deadline),
+            futex::ClockId::Monotonic,
+        ) {
             Ok(index) => Ok(Some(index)),
             Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => Ok(None),
             Err(Errno::NOSYS) => {
@@ -96,4 +101,3 @@ const WAITV_MAX: usize = 128;
 
 /// Set once `futex_waitv` answered `ENOSYS` (a kernel before 5.16, or a seccomp filter).
 static WAITV_MISSING: AtomicBool = AtomicBool::new(false);
-

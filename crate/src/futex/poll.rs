@@ -55,7 +55,10 @@ pub(super) fn wait_any(words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Re
     let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(3600));
     let mut nap = Duration::from_micros(5);
     for round in 0.. {
-        if let Some(changed) = words.iter().position(|(word, expected)| word.load(Ordering::SeqCst) != *expected) {
+        if let Some(changed) = words
+            .iter()
+            .position(|(word, expected)| word.load(Ordering::SeqCst) != *expected)
+        {
             return Ok(Some(changed));
         }
         let now = Instant::now();
@@ -70,4 +73,27 @@ pub(super) fn wait_any(words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Re
         }
     }
     unreachable!("the loop only ends by returning")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback of `wait_any` where the OS has no multi-word sleep (or Linux before 5.16).
+    #[test]
+    fn wait_any_by_polling_sees_a_change_and_times_out() {
+        let words = [AtomicU32::new(0), AtomicU32::new(5)];
+        let list = [(&words[0], 0), (&words[1], 5)];
+        let started = Instant::now();
+        assert_eq!(wait_any(&list, Duration::from_millis(20)).unwrap(), None);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(10));
+                words[1].store(6, Ordering::SeqCst);
+            });
+            assert_eq!(wait_any(&list, Duration::from_secs(5)).unwrap(), Some(1));
+        });
+        assert_eq!(wait_any(&list, Duration::from_secs(5)).unwrap(), Some(1));
+    }
 }
