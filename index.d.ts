@@ -232,9 +232,10 @@ export declare class SharedMemory {
    */
   wait(byteOffset: number, expected: number, timeoutMs?: number | undefined | null): WaitResult
   /**
-   * `wait` without blocking: the wait runs on a thread of its own and the promise settles
-   * with `'ok' | 'not-equal' | 'timed-out'`, or rejects with `ERR_SHM_CLOSED` if this handle
-   * is closed meanwhile (within 50 ms). Bad arguments throw at once.
+   * `wait` without blocking: the promise settles with `'ok' | 'not-equal' | 'timed-out'`, or
+   * rejects with `ERR_SHM_CLOSED` if this handle is closed meanwhile (within 50 ms). Bad
+   * arguments throw at once. The waits of the whole process share a few native threads (at
+   * most 17, however many waits are pending).
    */
   waitAsync(byteOffset: number, expected: number, timeoutMs?: number | undefined | null): Promise<WaitResult>
   /**
@@ -369,9 +370,9 @@ export declare class ShmLock {
    */
   tryLock(): LockResult | 'busy'
   /**
-   * `lock` without blocking the event loop: waits on a thread of its own; the promise
-   * settles with what `lock` returns, or rejects (`ERR_SHM_CLOSED` if the SharedMemory is
-   * closed meanwhile).
+   * `lock` without blocking the event loop: the promise settles with what `lock` returns, or
+   * rejects (`ERR_SHM_CLOSED` if the SharedMemory is closed meanwhile). The wait shares the
+   * process's few native waiter threads with every other async wait.
    */
   lockAsync(timeoutMs?: number | undefined | null): Promise<LockResult | 'timed-out'>
   /**

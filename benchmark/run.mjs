@@ -12,7 +12,7 @@ import { Bench } from 'tinybench'
 import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './bulk-and-peers.mjs'
 import { renderChart } from './chart.mjs'
 import { printQueue, queueBench } from './queue.mjs'
-import { cFutexWake, ipcWake, shmkitWake } from './sync.mjs'
+import { cFutexWake, ipcWake, manyAsyncWaits, shmkitWake, shmkitWakeAsync } from './sync.mjs'
 
 const require = createRequire(import.meta.url)
 const { SharedMemory, ShareableList, ShmLock } = require('../index.js')
@@ -207,6 +207,7 @@ lockShm.close()
 lockShm.unlink()
 const WAKE_ROUNDS = quick ? 2000 : 20000
 const wake = { shmkit: await shmkitWake(WAKE_ROUNDS), cFutex: cFutexWake(WAKE_ROUNDS), ipc: await ipcWake(WAKE_ROUNDS) }
+const asyncWaits = await asyncWaitFigures(WAKE_ROUNDS)
 const moved = await transfer(quick ? 1 : 5)
 const bw = bandwidth(quick ? 1 : 3)
 const attach = attachRss()
@@ -274,6 +275,7 @@ if (pyList) {
   }
 }
 targets.push(['cross-process wake-up p50 ≤ 1.5× the C futex ping-pong', wake.shmkit.p50Ns / wake.cFutex.p50Ns, (r) => r <= 1.5])
+targets.push(['waitAsync wake-up p50 ≤ 1.5× the synchronous wait (same run)', asyncWaits.wake.p50Ns / wake.shmkit.p50Ns, (r) => r <= 1.5])
 targets.push(['uncontended ShmLock lock+unlock from JS ≤ 150 ns (ns)', lockUnlockNs, (r) => r <= 150])
 targets.push(['64 MiB to a child ≥ 100× faster than advanced-serialization IPC', moved.ipcMs / moved.shmkitMs, (r) => r >= 100])
 targets.push(['RSS growth of an untouched 1 GiB attach < 1 MiB (MiB)', attach.growthMiB, (r) => r < 1])
@@ -295,6 +297,7 @@ console.table([
   { way: 'child_process IPC message', p50: fmt(wake.ipc.p50Ns), p99: fmt(wake.ipc.p99Ns), 'p50 vs C': ratio(wake.ipc.p50Ns, wake.cFutex.p50Ns) },
 ])
 console.log(`uncontended ShmLock lock()+unlock() from JS: ${fmt(lockUnlockNs)} per pair`)
+printAsyncWaits(asyncWaits)
 console.log(
   `first-touch write of 256 MiB: shmkit buf.fill ${bw.shmkitGBs.toFixed(2)} GB/s, C memset ${bw.cMemsetGBs.toFixed(2)} GB/s ` +
     `(${((bw.shmkitGBs / bw.cMemsetGBs) * 100).toFixed(0)}%)`,
@@ -322,7 +325,7 @@ const results = {
   transfer: moved,
   bandwidth: bw,
   attach1GiB: attach,
-  sync: { lockUnlockNs, wake },
+  sync: { lockUnlockNs, wake, asyncWaits },
   queue,
   targets: targets.map(([what, value, met]) => ({ what, value, met: met(value) })),
 }
@@ -330,3 +333,21 @@ writeFileSync(join(here, quick ? 'results.quick.json' : 'results.json'), `${JSON
 const chart = join(here, quick ? 'results.quick.svg' : 'results.svg')
 writeFileSync(chart, await renderChart(results))
 console.log(`\nwrote ${join('benchmark', quick ? 'results.quick.json' : 'results.json')} and ${join('benchmark', chart.split('/').pop())}`)
+
+/** Async waits on the shared waiter threads: the waitAsync ping-pong, and 10 000 waits on 1 000 words. */
+async function asyncWaitFigures(rounds) {
+  return { wake: await shmkitWakeAsync(rounds), many: await manyAsyncWaits(10_000, 1000, quick ? 1 : 5) }
+}
+
+function printAsyncWaits({ wake: asyncWake, many }) {
+  console.log('\nAsync waits on shmkit\'s shared waiter threads (futex_waitv; the same ping-pong as above with await shm.waitAsync)')
+  console.table([
+    { way: 'shmkit await shm.waitAsync / shm.notify', p50: fmt(asyncWake.p50Ns), p99: fmt(asyncWake.p99Ns), 'p50 vs sync wait': ratio(asyncWake.p50Ns, wake.shmkit.p50Ns), 'p50 vs C': ratio(asyncWake.p50Ns, wake.cFutex.p50Ns) },
+    { way: 'shmkit shm.wait / shm.notify', p50: fmt(wake.shmkit.p50Ns), p99: fmt(wake.shmkit.p99Ns), 'p50 vs sync wait': '1.00×', 'p50 vs C': ratio(wake.shmkit.p50Ns, wake.cFutex.p50Ns) },
+    { way: 'C: shared futex (FUTEX_WAIT/WAKE)', p50: fmt(wake.cFutex.p50Ns), p99: fmt(wake.cFutex.p99Ns), 'p50 vs sync wait': ratio(wake.cFutex.p50Ns, wake.shmkit.p50Ns), 'p50 vs C': '1.00×' },
+  ])
+  console.log(
+    `${many.waits} concurrent waitAsync on ${many.words} words: started in ${fmtMs(many.startMs)}, all settled ${fmtMs(many.settleMs)} ` +
+      `after the first notify (median of ${many.rounds}), on ${many.waiterThreads ?? '?'} waiter threads`,
+  )
+}

@@ -2,7 +2,7 @@
 // latency (median, p99) of shmkit wait/notify against a C futex ping-pong and a child_process
 // IPC message, all between two processes on this machine.
 import { execFileSync, fork } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -92,4 +92,73 @@ export async function ipcWake(rounds) {
   child.send({})
   const theirs = await done
   return stats([...samples, ...theirs])
+}
+
+// --- Async waits on shmkit's shared waiter threads (issue #14, "Scale") ---
+
+/** The wake-up ping-pong of `shmkitWake` with `await shm.waitAsync` on both sides. */
+export async function shmkitWakeAsync(rounds) {
+  const shm = SharedMemory.create(4096, { track: false })
+  try {
+    const players = [0, 1].map((parity) =>
+      collect(fork(join(here, 'peers', 'wake-latency-async.cjs'), [shm.name, String(parity), String(rounds)], { execArgv: [] })),
+    )
+    const [a, b] = await Promise.all(players)
+    return stats([...a, ...b])
+  } finally {
+    shm.close()
+    shm.unlink()
+  }
+}
+
+/** Threads of this process named `shmkit-waiter` (Linux; null elsewhere). */
+function waiterThreads() {
+  try {
+    return readdirSync('/proc/self/task').filter((task) => {
+      try {
+        return readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'shmkit-waiter'
+      } catch {
+        return false
+      }
+    }).length
+  } catch {
+    return null
+  }
+}
+
+/**
+ * `waits` concurrent waitAsync on `words` words of one segment: the time to start them, the
+ * waiter threads they used, and the time from the first notify until every promise settled
+ * (each word is changed and notified once). Median of `rounds`.
+ */
+export async function manyAsyncWaits(waits, words, rounds) {
+  const shm = SharedMemory.create(words * 4, { track: false })
+  const cells = new Int32Array(shm.buffer)
+  const startMs = []
+  const settleMs = []
+  let threads = 0
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const expected = r
+      const began = performance.now()
+      const pending = []
+      for (let i = 0; i < waits; i++) pending.push(shm.waitAsync((i % words) * 4, expected))
+      startMs.push(performance.now() - began)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      threads = Math.max(threads, waiterThreads() ?? 0)
+      const notified = performance.now()
+      for (let w = 0; w < words; w++) {
+        Atomics.store(cells, w, expected + 1)
+        shm.notify(w * 4)
+      }
+      const outcomes = await Promise.all(pending)
+      settleMs.push(performance.now() - notified)
+      if (outcomes.some((o) => o !== 'ok')) throw new Error(`a wait ended with ${outcomes.find((o) => o !== 'ok')}`)
+    }
+  } finally {
+    shm.close()
+    shm.unlink()
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  return { waits, words, startMs: median(startMs), settleMs: median(settleMs), waiterThreads: threads, rounds }
 }

@@ -24,7 +24,6 @@ pub const TOO_MANY_MAPPINGS: Code = Code("ERR_SHM_TOO_MANY_MAPPINGS");
 pub const NO_SHARED_ARRAY_BUFFER: Code = Code("ERR_SHM_NO_SHARED_ARRAY_BUFFER");
 pub const INTERNAL: Code = Code("ERR_SHM_INTERNAL");
 pub const NO_MEMORY: Code = Code("ENOMEM");
-pub const NO_THREAD: Code = Code("EAGAIN");
 pub const INVALID_NAME: Code = Code("ERR_SHM_INVALID_NAME");
 pub const INVALID_SIZE: Code = Code("ERR_SHM_INVALID_SIZE");
 pub const NO_EXTERNAL_BUFFERS: Code = Code("ERR_SHM_NO_EXTERNAL_BUFFERS");

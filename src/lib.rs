@@ -73,10 +73,22 @@ pub fn panic_for_tests<'env>(
         }
         match kind.as_str() {
             "async" => {
-                let promise = sync::spawn_promise(env, "test", || panic!("panic requested by a test"))?;
+                let promise = sync::wait_promise(env, PanicsForTests, |never| never)?;
                 Ok(promise.to_unknown())
             }
             _ => panic!("panic requested by a test"),
         }
     })
+}
+
+/// A wait whose first step panics, for `_panicForTests("async")`.
+struct PanicsForTests;
+
+impl shmkit_core::waiter::AsyncWait for PanicsForTests {
+    type Output = &'static str;
+
+    #[allow(clippy::panic)] // panicking on request is what it is for
+    fn step(&mut self, _woken: bool) -> shmkit_core::Result<shmkit_core::waiter::Step<&'static str>> {
+        panic!("panic requested by a test")
+    }
 }

@@ -15,7 +15,7 @@ use crate::args;
 use crate::error::{closed, error, from_core, guard, Code, INTERNAL};
 use crate::raw::{self, External, Held};
 use crate::shared_memory::SharedMemory;
-use crate::sync::{byte_offset, locked_name, spawn_promise, timeout};
+use crate::sync::{byte_offset, locked_name, timeout, wait_promise};
 
 /// A lock that lives in 4 bytes of a segment (at a multiple of 4), shared by every process and
 /// worker that maps it. `ShmLock.create(shm, byteOffset)` makes it (once), any process then
@@ -111,9 +111,9 @@ impl ShmLock {
         })
     }
 
-    /// `lock` without blocking the event loop: waits on a thread of its own; the promise
-    /// settles with what `lock` returns, or rejects (`ERR_SHM_CLOSED` if the SharedMemory is
-    /// closed meanwhile).
+    /// `lock` without blocking the event loop: the promise settles with what `lock` returns, or
+    /// rejects (`ERR_SHM_CLOSED` if the SharedMemory is closed meanwhile). The wait shares the
+    /// process's few native waiter threads with every other async wait.
     #[napi(ts_return_type = "Promise<LockResult | 'timed-out'>", catch_unwind)]
     pub fn lock_async<'env>(
         &self,
@@ -124,8 +124,8 @@ impl ShmLock {
             let timeout = timeout(args::optional_number(env, timeout_ms, "timeoutMs")?)?;
             let inner = Arc::clone(self.inner()?);
             crate::sync::track_pending(inner.segment());
-            spawn_promise(env, "lock", move || {
-                inner.lock(timeout).map(|locked| locked_name(locked, "timed-out"))
+            wait_promise(env, lock::LockWait::new(inner, timeout), |locked| {
+                locked_name(locked, "timed-out")
             })
         })
     }

@@ -18,7 +18,7 @@ use crate::error::{
     error, from_core, guard, refusal, Code, CLOSED, INVALID_ARG_VALUE, NAPI, OUT_OF_RANGE, SLOT_FINISHED,
 };
 use crate::raw::{detach_buffer, External, Reference};
-use crate::sync::{spawn_promise, timeout};
+use crate::sync::{timeout, wait_promise};
 
 /// What a message's bytes are; the reader turns them back into the same kind of value.
 const TAG_SERIALIZED: u8 = 0;
@@ -339,14 +339,14 @@ impl SharedQueue {
     }
 
     /// For `manners.js`: settles with `'ready'` once a `get` may find something (or `'timed-out'`),
-    /// waiting on a thread of its own; claims nothing.
+    /// waiting on the shared native waiter threads; claims nothing.
     #[napi(skip_typescript, js_name = "_readable", catch_unwind)]
     pub fn readable<'env>(&self, env: &'env Env, timeout_ms: Option<Unknown>) -> Result<Object<'env>, Code> {
         guard(|| {
             let timeout = timeout(args::optional_number(env, timeout_ms, "timeout")?)?;
             let inner = Arc::clone(self.inner()?);
             crate::sync::track_pending(inner.segment());
-            spawn_promise(env, "queue", move || inner.wait_readable(timeout).map(ready_name))
+            wait_promise(env, queue::ReadyWait::readable(inner, timeout), ready_name)
         })
     }
 
@@ -357,7 +357,7 @@ impl SharedQueue {
             let timeout = timeout(args::optional_number(env, timeout_ms, "timeout")?)?;
             let inner = Arc::clone(self.inner()?);
             crate::sync::track_pending(inner.segment());
-            spawn_promise(env, "queue", move || inner.wait_writable(timeout).map(ready_name))
+            wait_promise(env, queue::ReadyWait::writable(inner, timeout), ready_name)
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::error::{
 };
 use crate::manager::SharedMemoryManager;
 use crate::raw::{Held, Reference, View};
-use crate::sync::{byte_offset, expected_word, spawn_promise, timeout, waited_name, wake_count};
+use crate::sync::{byte_offset, expected_word, timeout, wait_promise, waited_name, wake_count};
 
 /// Options of `new SharedMemory(...)`, named as CPython's keyword arguments.
 #[napi(object)]
@@ -270,9 +270,10 @@ impl SharedMemory {
         })
     }
 
-    /// `wait` without blocking: the wait runs on a thread of its own and the promise settles
-    /// with `'ok' | 'not-equal' | 'timed-out'`, or rejects with `ERR_SHM_CLOSED` if this handle
-    /// is closed meanwhile (within 50 ms). Bad arguments throw at once.
+    /// `wait` without blocking: the promise settles with `'ok' | 'not-equal' | 'timed-out'`, or
+    /// rejects with `ERR_SHM_CLOSED` if this handle is closed meanwhile (within 50 ms). Bad
+    /// arguments throw at once. The waits of the whole process share a few native threads (at
+    /// most 17, however many waits are pending).
     #[napi(ts_return_type = "Promise<WaitResult>", catch_unwind)]
     pub fn wait_async<'env>(
         &self,
@@ -284,11 +285,10 @@ impl SharedMemory {
         guard(|| {
             let (offset, expected, timeout) = wait_arguments(env, byte_offset, expected, timeout_ms)?;
             let segment = Arc::clone(self.segment()?);
-            segment.word(offset).map_err(from_core)?;
+            let wait = shmkit_core::waiter::WordWait::new(Arc::clone(&segment), offset, expected, timeout)
+                .map_err(from_core)?;
             crate::sync::track_pending(&segment);
-            spawn_promise(env, "wait", move || {
-                segment.wait(offset, expected, timeout).map(waited_name)
-            })
+            wait_promise(env, wait, waited_name)
         })
     }
 

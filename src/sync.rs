@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use shmkit_core::lock::Locked;
+use shmkit_core::waiter::{self, AsyncWait, Panicked};
 use shmkit_core::Waited;
 
 use crate::args::MAX_SAFE_INTEGER;
-use crate::error::{error, from_core, napi_failure, panic_message, panicked, Code, NO_THREAD, OUT_OF_RANGE};
+use crate::error::{error, from_core, napi_failure, panicked, Code, OUT_OF_RANGE};
 
 /// A byte offset: a non-negative safe integer (alignment and bounds are the core's checks).
 pub fn byte_offset(offset: f64) -> Result<usize, Code> {
@@ -75,33 +76,29 @@ pub fn locked_name(locked: Locked, not_acquired: &'static str) -> &'static str {
     }
 }
 
-/// Runs `work` on a thread of its own (a long wait must not occupy libuv's small pool, which
-/// file I/O needs) and settles the returned promise with its outcome on the JS thread.
-pub fn spawn_promise<'env>(
+/// Runs `wait` on shmkit-core's shared waiter threads (a few for the whole process, however
+/// many waits are pending: see `shmkit_core::waiter`) and settles the returned promise with
+/// `name` of its outcome on the JS thread.
+pub fn wait_promise<'env, W: AsyncWait>(
     env: &'env Env,
-    what: &str,
-    work: impl FnOnce() -> shmkit_core::Result<&'static str> + Send + 'static,
+    wait: W,
+    name: fn(W::Output) -> &'static str,
 ) -> Result<Object<'env>, Code> {
     let (deferred, promise) = env
         .create_deferred::<&'static str, _>()
         .map_err(|e| napi_failure(e.reason.clone()))?;
-    std::thread::Builder::new()
-        .name(format!("shmkit-{what}"))
-        .spawn(move || {
-            // A panic must neither abort the process nor leave the promise pending for ever.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-                .map_err(|payload| panic_message(&*payload).to_owned());
-            deferred.resolve(move |env| {
-                let err = match outcome {
-                    Ok(Ok(value)) => return Ok(value),
-                    Ok(Err(err)) => from_core(err),
-                    Err(message) => panicked(&message),
-                };
-                // Rejects with a JS error that keeps its `code` (napi-rs's Status would not).
-                Err(napi::Error::from(JsError::from(err).into_unknown(env)))
-            });
-        })
-        .map_err(|e| error(NO_THREAD, format!("cannot start a thread for {what}: {e}")))?;
+    waiter::submit(wait, move |outcome| {
+        deferred.resolve(move |env| {
+            let err = match outcome {
+                Ok(Ok(value)) => return Ok(name(value)),
+                Ok(Err(err)) => from_core(err),
+                // A panic in a step must neither abort the process nor leave the promise pending.
+                Err(Panicked(message)) => panicked(&message),
+            };
+            // Rejects with a JS error that keeps its `code` (napi-rs's Status would not).
+            Err(napi::Error::from(JsError::from(err).into_unknown(env)))
+        });
+    });
     Ok(promise)
 }
 
@@ -115,6 +112,13 @@ thread_local! {
 pub fn track_pending(segment: &std::sync::Arc<shmkit_core::Segment>) {
     PENDING.with(|pending| {
         let mut pending = pending.borrow_mut();
+        // Once per segment, not per wait: 10 000 waits on one segment keep one entry.
+        if pending
+            .iter()
+            .any(|weak| std::ptr::eq(weak.as_ptr(), std::sync::Arc::as_ptr(segment)))
+        {
+            return;
+        }
         pending.retain(|weak| weak.strong_count() > 0);
         pending.push(std::sync::Arc::downgrade(segment));
     });

@@ -29,6 +29,7 @@ mod process;
 pub mod queue;
 pub mod segment;
 pub mod tracker;
+pub mod waiter;
 
 pub use error::{Closed, Error, Result};
 pub use manager::Manager;

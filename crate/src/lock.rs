@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::futex::{self, Wake, WAIT_SLICE};
 use crate::process::{self, current_pid};
+use crate::waiter::{AsyncWait, Sleep, Step};
 use crate::{Closed, Error, Result, Segment};
 
 /// Bit 31: a waiter may be asleep on the word; `unlock` must wake one.
@@ -189,15 +190,25 @@ impl ShmLock {
     }
 
     fn acquire(&self, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
+        self.begin()?;
+        let outcome = self.word().and_then(|word| self.take(word, remaining));
+        self.settle(outcome)
+    }
+
+    /// The handle's state `IDLE` → `ACQUIRING`, which a lock attempt holds until [`Self::settle`].
+    fn begin(&self) -> Result<()> {
         match self
             .state
             .compare_exchange(IDLE, ACQUIRING, Ordering::SeqCst, Ordering::SeqCst)
         {
-            Ok(_) => {}
-            Err(CLOSED) => return Err(self.closed()),
-            Err(_) => return Err(Error::AlreadyHeld),
+            Ok(_) => Ok(()),
+            Err(CLOSED) => Err(self.closed()),
+            Err(_) => Err(Error::AlreadyHeld),
         }
-        let outcome = self.word().and_then(|word| self.take(word, remaining));
+    }
+
+    /// Ends a lock attempt: the handle's state `ACQUIRING` → `HOLDING` or `IDLE`.
+    fn settle(&self, outcome: Result<Locked>) -> Result<Locked> {
         let taken = matches!(outcome, Ok(Locked::Acquired | Locked::OwnerDied));
         let state = if taken { HOLDING } else { IDLE };
         if self
@@ -214,17 +225,40 @@ impl ShmLock {
         outcome
     }
 
-    fn take(&self, word: &AtomicU32, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
-        let me = self.me;
+    /// A short spin of compare-and-swaps: `Some` if it took the lock, `None` once contended.
+    fn spin(&self, word: &AtomicU32) -> Option<Locked> {
         for _ in 0..SPINS {
-            match word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(Locked::Acquired),
+            match word.compare_exchange_weak(0, self.me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(Locked::Acquired),
                 Err(current) if current != 0 && current & WAITERS != 0 => break,
                 Err(_) => std::hint::spin_loop(),
             }
         }
+        None
+    }
+
+    fn take(&self, word: &AtomicU32, remaining: impl Fn() -> Option<Duration>) -> Result<Locked> {
+        if let Some(locked) = self.spin(word) {
+            return Ok(locked);
+        }
         // Contended. From here on take the lock with WAITERS set: others may still sleep.
         let mut check_owner = true;
+        loop {
+            let (expected, slice) = match self.attempt(word, check_owner, &remaining) {
+                Attempt::Done(locked) => return Ok(locked),
+                Attempt::Sleep { expected, slice } => (expected, slice),
+            };
+            let woke = futex::wait(word, expected, slice).map_err(|e| Error::os("lock", self.segment.name(), e))?;
+            self.segment.live()?;
+            // Only a full slice without a wake-up makes the holder's liveness worth a syscall.
+            check_owner = woke == Wake::TimedOut;
+        }
+    }
+
+    /// One contended attempt, never sleeping: takes the lock if it is free or its holder died
+    /// (checked when `check_owner`), else says what to sleep on (bit 31 set first).
+    fn attempt(&self, word: &AtomicU32, mut check_owner: bool, remaining: &impl Fn() -> Option<Duration>) -> Attempt {
+        let me = self.me;
         loop {
             let current = word.load(Ordering::Relaxed);
             if current == 0 {
@@ -232,7 +266,7 @@ impl ShmLock {
                     .compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Ok(Locked::Acquired);
+                    return Attempt::Done(Locked::Acquired);
                 }
                 continue;
             }
@@ -242,12 +276,12 @@ impl ShmLock {
                     .compare_exchange(current, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Ok(Locked::OwnerDied);
+                    return Attempt::Done(Locked::OwnerDied);
                 }
                 continue;
             }
             let slice = match remaining() {
-                Some(left) if left.is_zero() => return Ok(Locked::NotAcquired),
+                Some(left) if left.is_zero() => return Attempt::Done(Locked::NotAcquired),
                 Some(left) => left.min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
@@ -259,11 +293,10 @@ impl ShmLock {
                 check_owner = true;
                 continue;
             }
-            let woke =
-                futex::wait(word, current | WAITERS, slice).map_err(|e| Error::os("lock", self.segment.name(), e))?;
-            self.segment.live()?;
-            // Only a full slice without a wake-up makes the holder's liveness worth a syscall.
-            check_owner = woke == Wake::TimedOut;
+            return Attempt::Sleep {
+                expected: current | WAITERS,
+                slice,
+            };
         }
     }
 
@@ -319,5 +352,90 @@ impl Drop for ShmLock {
     fn drop(&mut self) {
         // WAITERS set, so the release wakes anyone asleep, and they see the abandonment.
         let _ = self.release(ABANDONED | WAITERS);
+    }
+}
+
+/// One contended lock attempt's result.
+enum Attempt {
+    Done(Locked),
+    /// Sleep while the word holds `expected`, at most `slice`.
+    Sleep {
+        expected: u32,
+        slice: Duration,
+    },
+}
+
+/// [`ShmLock::lock`] as an [`AsyncWait`], for [`crate::waiter::submit`]: the same protocol
+/// (spin, set bit 31, sleep on the word, check the holder's liveness after a quiet 50 ms),
+/// with the sleeping left to a shared waiter thread.
+#[derive(Debug)]
+pub struct LockWait {
+    lock: Arc<ShmLock>,
+    deadline: Option<Instant>,
+    /// Whether the handle's state is `ACQUIRING` on this wait's behalf.
+    acquiring: bool,
+    /// Whether the first step (with its spin) ran.
+    started: bool,
+}
+
+impl LockWait {
+    /// A lock attempt of `lock` lasting at most `timeout` (`None`: as long as it takes).
+    pub fn new(lock: Arc<ShmLock>, timeout: Option<Duration>) -> LockWait {
+        LockWait {
+            lock,
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+            acquiring: false,
+            started: false,
+        }
+    }
+
+    fn attempt(&mut self, woken: bool) -> Result<Step<Locked>> {
+        let lock = &self.lock;
+        let word = lock.word()?;
+        let check_owner = if self.started {
+            // As the blocking lock: a step with no wake (a quiet slice) checks the holder.
+            !woken
+        } else {
+            self.started = true;
+            if let Some(locked) = lock.spin(word) {
+                return Ok(Step::Done(locked));
+            }
+            true
+        };
+        let deadline = self.deadline;
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match lock.attempt(word, check_owner, &remaining) {
+            Attempt::Done(locked) => Ok(Step::Done(locked)),
+            Attempt::Sleep { expected, .. } => {
+                Sleep::new(Arc::clone(&lock.segment), lock.offset, expected, deadline).map(Step::Sleep)
+            }
+        }
+    }
+}
+
+impl AsyncWait for LockWait {
+    type Output = Locked;
+
+    fn step(&mut self, woken: bool) -> Result<Step<Locked>> {
+        if !self.acquiring {
+            self.lock.begin()?;
+            self.acquiring = true;
+        }
+        let outcome = match self.attempt(woken) {
+            Ok(Step::Sleep(sleep)) => return Ok(Step::Sleep(sleep)),
+            Ok(Step::Done(locked)) => Ok(locked),
+            Err(e) => Err(e),
+        };
+        self.acquiring = false;
+        self.lock.settle(outcome).map(Step::Done)
+    }
+}
+
+impl Drop for LockWait {
+    /// An attempt dropped midway gives the handle back its `IDLE` state.
+    fn drop(&mut self) {
+        if self.acquiring {
+            let _ = self.lock.settle(Ok(Locked::NotAcquired));
+        }
     }
 }

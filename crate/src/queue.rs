@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 use crate::futex::{self, WAIT_SLICE};
 use crate::process::{self, current_pid};
 use crate::segment::{load_bytes, store_bytes};
+use crate::waiter::{AsyncWait, Sleep, Step};
 use crate::{Error, Result, Segment, SegmentOptions};
 
 const MAGIC: u32 = u32::from_le_bytes(*b"SHMQ");
@@ -94,7 +95,7 @@ const SPACE_SLEEPERS_AT: usize = 212;
 const ENDED: u32 = 1;
 
 /// Which sleepers a blocked operation joins: consumers wait for data, producers for space.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Channel {
     Data,
     Space,
@@ -442,23 +443,7 @@ impl SharedQueue {
     /// # Errors
     /// [`Error::Closed`] when the segment is retired.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = deadline(timeout);
-        let head = self.segment.word(HEAD_AT)?;
-        loop {
-            self.segment.live()?;
-            let pos = head.load(Ordering::Acquire);
-            let slot = self.control(pos)?;
-            let control = slot.load(Ordering::SeqCst);
-            let (seq, owner) = unpack(control);
-            if seq != pos || self.is_ended() || (owner != 0 && !process::alive(owner)) {
-                return Ok(true);
-            }
-            let still =
-                || slot.load(Ordering::SeqCst) == control && head.load(Ordering::Acquire) == pos && !self.is_ended();
-            if !self.block(Channel::Data, deadline, still)? {
-                return Ok(false);
-            }
-        }
+        self.wait_ready(Channel::Data, timeout)
     }
 
     /// Waits up to `timeout` until a `put` may find room (or the end of the stream, or a dead
@@ -467,24 +452,58 @@ impl SharedQueue {
     /// # Errors
     /// [`Error::Closed`] when the segment is retired.
     pub fn wait_writable(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.wait_ready(Channel::Space, timeout)
+    }
+
+    fn wait_ready(&self, channel: Channel, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(timeout);
-        let tail = self.segment.word(TAIL_AT)?;
         loop {
             self.segment.live()?;
-            let pos = tail.load(Ordering::Acquire);
-            let slot = self.control(pos)?;
-            let control = slot.load(Ordering::SeqCst);
-            let (seq, owner) = unpack(control);
-            let previous = pos.wrapping_sub(self.capacity);
-            let full = seq == previous.wrapping_add(1) || (seq == previous && owner != 0);
-            if !full || self.is_ended() || (owner != 0 && !process::alive(owner)) {
+            let Some(blocked) = self.blocked(channel)? else {
                 return Ok(true);
-            }
-            let still =
-                || slot.load(Ordering::SeqCst) == control && tail.load(Ordering::Acquire) == pos && !self.is_ended();
-            if !self.block(Channel::Space, deadline, still)? {
+            };
+            if !self.block(channel, deadline, || self.still_blocked(channel, blocked))? {
                 return Ok(false);
             }
+        }
+    }
+
+    /// `None` when a `get` (`Channel::Data`) or `put` (`Channel::Space`) may go on: a message
+    /// or room, the end of the stream, or a dead peer's slot to free. Else the position and
+    /// slot control word that must change first.
+    fn blocked(&self, channel: Channel) -> Result<Option<(u32, u64)>> {
+        let pos = self.end_word(channel)?.load(Ordering::Acquire);
+        let control = self.control(pos)?.load(Ordering::SeqCst);
+        let (seq, owner) = unpack(control);
+        let waits = match channel {
+            Channel::Data => seq == pos,
+            Channel::Space => {
+                let previous = pos.wrapping_sub(self.capacity);
+                seq == previous.wrapping_add(1) || (seq == previous && owner != 0)
+            }
+        };
+        if !waits || self.is_ended() || (owner != 0 && !process::alive(owner)) {
+            return Ok(None);
+        }
+        Ok(Some((pos, control)))
+    }
+
+    /// Whether nothing moved since [`Self::blocked`] said `blocked`.
+    fn still_blocked(&self, channel: Channel, (pos, control): (u32, u64)) -> bool {
+        let Ok(end) = self.end_word(channel) else {
+            return false;
+        };
+        self.control(pos)
+            .is_ok_and(|slot| slot.load(Ordering::SeqCst) == control)
+            && end.load(Ordering::Acquire) == pos
+            && !self.is_ended()
+    }
+
+    /// The position word a channel's waiter watches: the head for data, the tail for space.
+    fn end_word(&self, channel: Channel) -> Result<&AtomicU32> {
+        match channel {
+            Channel::Data => self.segment.word(HEAD_AT),
+            Channel::Space => self.segment.word(TAIL_AT),
         }
     }
 
@@ -992,4 +1011,81 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 
 fn corrupt(why: String) -> Error {
     Error::QueueCorrupt(why)
+}
+
+/// [`SharedQueue::wait_readable`] / [`SharedQueue::wait_writable`] as an [`AsyncWait`], for
+/// [`crate::waiter::submit`]: `true` once a `get` / `put` may go on, `false` on timeout.
+/// Like them it claims nothing; it counts itself among the channel's sleepers while it sleeps,
+/// so that producers and consumers wake it.
+#[derive(Debug)]
+pub struct ReadyWait {
+    queue: Arc<SharedQueue>,
+    channel: Channel,
+    deadline: Option<Instant>,
+    /// Whether it counts among the channel's sleepers now.
+    counted: bool,
+}
+
+impl ReadyWait {
+    /// Waits for something to read, at most `timeout` (`None`: forever).
+    pub fn readable(queue: Arc<SharedQueue>, timeout: Option<Duration>) -> ReadyWait {
+        ReadyWait::new(queue, Channel::Data, timeout)
+    }
+
+    /// Waits for room to write, at most `timeout` (`None`: forever).
+    pub fn writable(queue: Arc<SharedQueue>, timeout: Option<Duration>) -> ReadyWait {
+        ReadyWait::new(queue, Channel::Space, timeout)
+    }
+
+    fn new(queue: Arc<SharedQueue>, channel: Channel, timeout: Option<Duration>) -> ReadyWait {
+        ReadyWait {
+            queue,
+            channel,
+            deadline: deadline(timeout),
+            counted: false,
+        }
+    }
+
+    fn uncount(&mut self) {
+        if self.counted {
+            self.counted = false;
+            let (_, sleepers_at) = self.channel.words();
+            if let Ok(sleepers) = self.queue.segment.word(sleepers_at) {
+                sleepers.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl AsyncWait for ReadyWait {
+    type Output = bool;
+
+    fn step(&mut self, _woken: bool) -> Result<Step<bool>> {
+        self.uncount();
+        let queue = Arc::clone(&self.queue);
+        let (epoch_at, sleepers_at) = self.channel.words();
+        loop {
+            queue.segment.live()?;
+            let Some(blocked) = queue.blocked(self.channel)? else {
+                return Ok(Step::Done(true));
+            };
+            if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(Step::Done(false));
+            }
+            // As `block`: read the epoch, count in, and sleep only if nothing moved meanwhile.
+            let seen = queue.segment.word(epoch_at)?.load(Ordering::SeqCst);
+            queue.segment.word(sleepers_at)?.fetch_add(1, Ordering::SeqCst);
+            self.counted = true;
+            if queue.still_blocked(self.channel, blocked) {
+                return Sleep::new(Arc::clone(&queue.segment), epoch_at, seen, self.deadline).map(Step::Sleep);
+            }
+            self.uncount();
+        }
+    }
+}
+
+impl Drop for ReadyWait {
+    fn drop(&mut self) {
+        self.uncount();
+    }
 }

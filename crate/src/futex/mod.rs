@@ -14,7 +14,6 @@
 mod linux;
 #[cfg(target_vendor = "apple")]
 mod macos;
-#[cfg_attr(not(any(windows, target_vendor = "apple")), allow(dead_code))]
 mod poll;
 
 use std::io;
@@ -46,6 +45,21 @@ pub(crate) trait Backend: Sync {
     /// Wakes up to `count` sleepers on `word` in any process, returning how many it woke where
     /// the OS says so (else 1 if it may have woken any, 0 if none slept or it cannot tell).
     fn wake(&self, word: &AtomicU32, count: u32) -> io::Result<usize>;
+
+    /// How many words one [`Backend::wait_any`] may take; beyond it, callers split the words
+    /// among several sleepers. `usize::MAX` when the backend polls and has no limit.
+    fn wait_any_limit(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Sleeps while every `words[i].0` holds `words[i].1`, for at most `timeout`: until a
+    /// [`Backend::wake`] of any of them or a change of any. Returns the index of a word that was
+    /// woken when the OS says which (`None`: timed out, a word differed, or it cannot tell), so
+    /// callers look at every word's value again. May return early for no reason.
+    /// The default polls the words with a bounded back-off, as [`poll::Poll`] does.
+    fn wait_any(&self, words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Result<Option<usize>> {
+        poll::wait_any(words, timeout)
+    }
 }
 
 /// This OS's backend, chosen once.
@@ -69,6 +83,21 @@ fn backend() -> &'static dyn Backend {
 /// [`Backend::wait`] on this OS.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> io::Result<Wake> {
     backend().wait(word, expected, timeout)
+}
+
+/// [`Backend::wait_any`] on this OS.
+pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Result<Option<usize>> {
+    backend().wait_any(words, timeout)
+}
+
+/// [`Backend::wait_any_limit`] on this OS.
+pub(crate) fn wait_any_limit() -> usize {
+    backend().wait_any_limit()
+}
+
+/// [`Backend::wait_any`] by polling, on any OS: for words beyond what the OS can sleep on.
+pub(crate) fn poll_any(words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Result<Option<usize>> {
+    poll::wait_any(words, timeout)
 }
 
 /// [`Backend::wake`] on this OS.

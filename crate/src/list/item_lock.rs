@@ -143,6 +143,8 @@ impl<'m> ItemLock<'m> {
 }
 
 #[cfg(test)]
+// A test fails by panicking.
+#[allow(clippy::expect_used, clippy::panic, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU32};
