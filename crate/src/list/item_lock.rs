@@ -15,16 +15,28 @@ use std::time::{Duration, Instant};
 /// signed byte it is -1, which CPython does not map to anything).
 pub(super) const CODE_BUSY: u8 = 0xff;
 
-/// How long an item may stay busy on every look before its writer is presumed dead
-/// (SIGKILLed mid-write). Far longer than any write, and than a scheduler time slice a live
-/// writer may lose; the clock restarts whenever the item is seen free or changed, so live
-/// writers taking it in turn are never mistaken for a dead one.
+/// How long an item may stay busy on every look before a reader reports it mid-write (its
+/// writer may have died). The clock restarts whenever the item is seen free or changed.
 pub(super) const BUSY_LIMIT: Duration = Duration::from_millis(200);
 
-/// How long a reader retries an item that changes under every copy, and a writer tries to
-/// take one that other writers keep taking first, before giving up with an error rather than
-/// waiting without end on peers that never pause.
+/// How long an item must stay busy on every look before a writer presumes its holder dead
+/// (SIGKILLed mid-write) and overtakes it. Longer than [`BUSY_LIMIT`]: a reader that gives up
+/// early only reports an error, but a writer that overtakes a live holder (one preempted on an
+/// overloaded machine) lets two writes interleave. The clock restarts whenever the item is
+/// seen free or changed, so live writers taking it in turn are never mistaken for a dead one.
+pub(super) const OVERTAKE_LIMIT: Duration = Duration::from_millis(1000);
+
+/// How many loads of a busy code a waiting writer makes, looking for the moment a holder lets
+/// go, before it counts the look as "held" (a few microseconds).
+const WATCH_LOADS: u32 = 4096;
+
+/// How long a reader retries an item that changes under every copy before giving up with an
+/// error rather than waiting without end on peers that never pause.
 pub(super) const CHANGE_LIMIT: Duration = Duration::from_millis(1000);
+
+/// The same for a writer that other writers beat to the item on every try: longer than
+/// [`OVERTAKE_LIMIT`], so that a holder that dies after a spell of contention is still overtaken.
+pub(super) const WRITER_CHANGE_LIMIT: Duration = Duration::from_millis(2000);
 
 /// What one look at an item found, when it was not the one wanted.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,9 +50,9 @@ pub(super) enum Look {
 /// Why [`Backoff::wait`] gave up.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum GaveUp {
-    /// Busy on every look for [`BUSY_LIMIT`]: its writer died mid-write.
+    /// Busy on every look for the back-off's limit: its writer died mid-write.
     Held,
-    /// Changing for [`CHANGE_LIMIT`]: peers rewrite it without pause.
+    /// Changing for the back-off's limit: peers rewrite it without pause.
     Changing,
 }
 
@@ -49,19 +61,25 @@ pub(super) struct Backoff {
     spins: u32,
     started: Option<Instant>,
     held_since: Option<Instant>,
+    held_limit: Duration,
+    change_limit: Duration,
 }
 
 impl Backoff {
-    pub(super) fn new() -> Self {
+    /// A back-off that gives up on a holder after `held_limit` of busy looks, and on an item
+    /// that keeps changing after `change_limit`.
+    pub(super) fn new(held_limit: Duration, change_limit: Duration) -> Self {
         Backoff {
             spins: 0,
             started: None,
             held_since: None,
+            held_limit,
+            change_limit,
         }
     }
 
     /// Waits a little after a look that found `look`; gives up once the item has been held on
-    /// every look for [`BUSY_LIMIT`], or has kept changing for [`CHANGE_LIMIT`].
+    /// every look for its `held_limit`, or has kept changing for its `change_limit`.
     pub(super) fn wait(&mut self, look: Look) -> Result<(), GaveUp> {
         self.spins = self.spins.saturating_add(1);
         if self.spins < 200 {
@@ -77,10 +95,10 @@ impl Backoff {
             }
             Look::Held => *self.held_since.get_or_insert(now),
         };
-        if now.saturating_duration_since(held_since) >= BUSY_LIMIT {
+        if now.saturating_duration_since(held_since) >= self.held_limit {
             return Err(GaveUp::Held);
         }
-        if now.saturating_duration_since(started) >= CHANGE_LIMIT {
+        if now.saturating_duration_since(started) >= self.change_limit {
             return Err(GaveUp::Changing);
         }
         std::thread::yield_now();
@@ -102,14 +120,14 @@ pub(super) struct ItemLock<'m> {
 
 impl<'m> ItemLock<'m> {
     /// Takes the item whose code byte is `code`, waiting while another shmkit writer holds
-    /// it; a holder that keeps it busy on every look for [`BUSY_LIMIT`] died mid-write and is
-    /// overtaken (this write repairs the item).
+    /// it; a holder that keeps it busy on every look for [`OVERTAKE_LIMIT`] died mid-write and
+    /// is overtaken (this write repairs the item).
     ///
     /// # Errors
     /// [`GaveUp::Changing`] when other writers took the item first on every try for
-    /// [`CHANGE_LIMIT`].
+    /// [`WRITER_CHANGE_LIMIT`].
     pub(super) fn acquire(code: &'m AtomicU8, format: &'m [AtomicU8], slot: &'m [AtomicU8]) -> Result<Self, GaveUp> {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(OVERTAKE_LIMIT, WRITER_CHANGE_LIMIT);
         let mut holder_dead = false;
         loop {
             let current = code.load(Ordering::Relaxed);
@@ -121,7 +139,15 @@ impl<'m> ItemLock<'m> {
             {
                 break;
             }
-            match backoff.wait(if held { Look::Held } else { Look::Changed }) {
+            // A holder that takes the item again at once leaves it free for well under a
+            // microsecond between its writes: watch the code for a while, or an occasional
+            // look would find it busy every time and take a live writer for a dead one.
+            let freed = held
+                && (0..WATCH_LOADS).any(|_| {
+                    std::hint::spin_loop();
+                    code.load(Ordering::Relaxed) != CODE_BUSY
+                });
+            match backoff.wait(if held && !freed { Look::Held } else { Look::Changed }) {
                 Ok(()) => {}
                 Err(GaveUp::Held) => holder_dead = true,
                 Err(GaveUp::Changing) => return Err(GaveUp::Changing),
@@ -150,9 +176,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU32};
     use std::time::Instant;
 
-    /// Writers that take one item in turn without pause, each holding it far longer than it
-    /// leaves it free, for longer than [`BUSY_LIMIT`]: a waiting writer sees them change hands
-    /// and never presumes a live holder dead (which would let two writes interleave).
+    /// Writers that take one item in turn without pause, each holding it longer than it leaves
+    /// it free, for longer than [`OVERTAKE_LIMIT`]: a waiting writer sees them change hands and
+    /// never presumes a live holder dead (which would let two writes interleave). (Before the
+    /// clock restarted on a change, 200 ms of losing the race was enough to overtake.)
     #[test]
     fn live_writers_taking_turns_are_never_overtaken() {
         let code = AtomicU8::new(1);
@@ -161,7 +188,7 @@ mod tests {
         let inside = AtomicU32::new(0);
         let overlaps = AtomicU32::new(0);
         let stop = AtomicBool::new(false);
-        let run_for = BUSY_LIMIT * 3;
+        let run_for = OVERTAKE_LIMIT * 2;
         let writes: Vec<u32> = std::thread::scope(|scope| {
             let writers: Vec<_> = (0..3)
                 .map(|_| {
@@ -196,7 +223,7 @@ mod tests {
     }
 
     /// A holder that never lets go (a writer SIGKILLed mid-write) is overtaken once the item
-    /// has been busy on every look for [`BUSY_LIMIT`], and the item is free again afterwards.
+    /// has been busy on every look for [`OVERTAKE_LIMIT`], and the item is free again afterwards.
     #[test]
     fn a_dead_holder_is_overtaken_after_the_limit() {
         let code = AtomicU8::new(CODE_BUSY);
@@ -204,7 +231,7 @@ mod tests {
         let slot: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0)).collect();
         let started = Instant::now();
         let lock = ItemLock::acquire(&code, &format, &slot).expect("a dead holder is overtaken");
-        assert!(started.elapsed() >= BUSY_LIMIT);
+        assert!(started.elapsed() >= OVERTAKE_LIMIT);
         lock.publish(|_| {}, &[b'q', 0, 0, 0, 0, 0, 0, 0], 0);
         assert_eq!(code.load(Ordering::SeqCst), 0);
     }
@@ -213,7 +240,7 @@ mod tests {
     /// wait with [`GaveUp::Changing`] after [`CHANGE_LIMIT`], never a hang.
     #[test]
     fn an_item_changing_without_pause_ends_the_wait() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BUSY_LIMIT, CHANGE_LIMIT);
         let started = Instant::now();
         let gave_up = loop {
             if let Err(why) = backoff.wait(Look::Changed) {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 mod item_lock;
 
-use item_lock::{Backoff, GaveUp, ItemLock, Look, CHANGE_LIMIT, CODE_BUSY};
+use item_lock::{Backoff, GaveUp, ItemLock, Look, BUSY_LIMIT, CHANGE_LIMIT, CODE_BUSY, WRITER_CHANGE_LIMIT};
 
 use crate::segment::{atomic_slice, fill_bytes, load_bytes, load_word, store_bytes};
 use crate::{Error, Result};
@@ -576,7 +576,7 @@ impl Layout {
         let code = cell(mem, fields.code)?;
         let format = region(mem, fields.format, FORMAT_LEN)?;
         let slot = region(mem, fields.slot.start, fields.slot.len())?;
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BUSY_LIMIT, CHANGE_LIMIT);
         loop {
             let before = code.load(Ordering::Acquire);
             if before == CODE_BUSY {
@@ -713,13 +713,13 @@ impl Layout {
     /// The item's code byte is compare-and-swapped to "busy" (waiting while another shmkit
     /// writer holds it), then data and format are stored and the final code released, so two
     /// shmkit writers of one item never interleave and readers can tell a write overlapped
-    /// their copy. A writer that died holding an item (busy on every look for 200 ms) is
+    /// their copy. A writer that died holding an item (busy on every look for 1 s) is
     /// overtaken.
     ///
     /// # Errors
     /// [`Error::ValueTooLarge`] when a str/bytes is longer than the slot (or than
     /// [`MAX_SLOT_LEN`], all a format can express), with both lengths; [`Error::Corrupt`]
-    /// when other writers took the item first on every try for 1 s.
+    /// when other writers took the item first on every try for 2 s.
     pub fn set(&self, mem: &[AtomicU8], index: usize, item: &Item<'_>) -> Result<()> {
         let allocated = self.capacity(index);
         let needed = match item {
@@ -739,7 +739,7 @@ impl Layout {
         let format_cell = region(mem, fields.format, FORMAT_LEN)?;
         let slot = region(mem, fields.slot.start, fields.slot.len())?;
         ItemLock::acquire(code_cell, format_cell, slot)
-            .map_err(|_| changing(index))?
+            .map_err(|_| contended(index))?
             .publish(|slot| write_data(slot, item), &format, code);
         Ok(())
     }
@@ -900,6 +900,13 @@ fn changing(index: usize) -> Error {
     corrupt(format!(
         "item {index} changed under every try for {} ms: peers rewrite it without pause (CPython writers do not lock it)",
         CHANGE_LIMIT.as_millis()
+    ))
+}
+
+fn contended(index: usize) -> Error {
+    corrupt(format!(
+        "item {index}: other writers took it first on every try for {} ms (peers rewrite it without pause)",
+        WRITER_CHANGE_LIMIT.as_millis()
     ))
 }
 
