@@ -50,7 +50,7 @@ pub struct SharedQueueJson {
 
 /// A bounded queue of messages in shared memory, for many producers and consumers in any
 /// processes and worker threads. See the README's SharedQueue section.
-#[napi]
+#[napi(custom_finalize)]
 pub struct SharedQueue {
     inner: Option<Arc<queue::SharedQueue>>,
     name: String,
@@ -400,6 +400,17 @@ impl SharedQueue {
             crate::sync::track_pending(inner.segment());
             spawn_promise(env, "queue", move || inner.wait_writable(timeout).map(ready_name))
         })
+    }
+}
+
+impl ObjectFinalize for SharedQueue {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
+        // The fast path's views keep the mapping through their own reference while JS holds
+        // them; the handle's strong reference on them goes now.
+        if let Some(view) = self.view.take() {
+            view.release(&env);
+        }
+        Ok(())
     }
 }
 
