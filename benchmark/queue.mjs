@@ -60,7 +60,7 @@ function checked(what, got, n) {
 }
 
 /** msg/s, shmkit SharedQueue, one producer process → one consumer process. */
-async function shmkitRate(kind, n) {
+export async function shmkitRate(kind, n) {
   return withQueue({ capacity: 1024, maxMessageSize: 256 }, async (q) => {
     const consumer = child(['consume', q.name, kind, String(n)])
     const [got] = await Promise.all([consumer, child(['produce', q.name, kind, String(n)])])
@@ -69,7 +69,7 @@ async function shmkitRate(kind, n) {
 }
 
 /** msg/s, child_process IPC (serialization 'advanced'), child → parent. */
-function ipcRate(kind, n) {
+export function ipcRate(kind, n) {
   return new Promise((resolve, reject) => {
     const proc = fork(peer, ['ipc-produce', kind, String(n)], { execArgv: [], serialization: 'advanced' })
     let count = 0
@@ -169,7 +169,7 @@ async function bigRate(n, borrowed) {
 }
 
 /** 4 producers × 4 consumers (2 processes + 2 workers each side); exact delivery checked. */
-async function manyToMany(perProducer) {
+export async function manyToMany(perProducer) {
   return withQueue({ capacity: 1024, maxMessageSize: 64 }, async (q) => {
     const consumers = [0, 1, 2, 3].map((c) => (c < 2 ? child : worker)(['consume-all', q.name]))
     const producers = [0, 1, 2, 3].map((p) => (p % 2 ? child : worker)(['produce', q.name, 'seq', String(perProducer), String(p)]))

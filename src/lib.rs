@@ -46,6 +46,10 @@ pub fn install_js_manners(exports: Object, env: Env) -> Result<()> {
     // Over the native get/set/toArray just installed: they stay its fallback.
     let install_list_fast_path: Function<Object, Unknown> = env.run_script(include_str!("list_fast.js"))?;
     install_list_fast_path.call(exports)?;
+    // Over the queue's put/get from manners.js, which stay its fallback.
+    let queue: Object = hooks.get_named_property("queue")?;
+    let install_queue_fast_path: Function<Object, Unknown> = env.run_script(include_str!("queue_fast.js"))?;
+    install_queue_fast_path.call(queue)?;
     Ok(())
 }
 

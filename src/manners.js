@@ -67,7 +67,7 @@
   })
 
   const { SharedQueue } = exports
-  installQueueValues(SharedQueue)
+  const queueInternals = installQueueValues(SharedQueue)
   define(SharedQueue, Symbol.dispose, function dispose() {
     this.close()
   })
@@ -108,16 +108,17 @@
       if (typeof timeout !== 'number') throw typeError(`The "options.timeout" property must be of type number. Received type ${typeof timeout}`)
       return timeout
     }
-    const put = (queue, value, timeout) => {
-      if (typeof value === 'string') return putString.call(queue, value, timeout)
-      if (value instanceof Uint8Array) return putBytes.call(queue, value, Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY, timeout)
-      let bytes
+    const serialize = (value) => {
       try {
-        bytes = v8.serialize(value)
+        return v8.serialize(value)
       } catch (cause) {
         throw Object.assign(new TypeError(`a SharedQueue carries structured-cloneable values: ${cause.message}`), { code: 'ERR_SHM_UNSUPPORTED_TYPE', cause })
       }
-      return putBytes.call(queue, bytes, SERIALIZED, timeout)
+    }
+    const put = (queue, value, timeout) => {
+      if (typeof value === 'string') return putString.call(queue, value, timeout)
+      if (value instanceof Uint8Array) return putBytes.call(queue, value, Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY, timeout)
+      return putBytes.call(queue, serialize(value), SERIALIZED, timeout)
     }
     const decode = (got) => {
       if (typeof got === 'string') return got
@@ -189,6 +190,8 @@
         yield value
       }
     })
+    // For src/queue_fast.js, which installs its put/get over these (they stay its fallback).
+    return { exports, klass, decode, serialize, timeoutOf, putBytes, putString, take }
   }
 
   // Uncontended lock/unlock with Atomics, no native call (~10× cheaper); the protocol is
@@ -318,5 +321,6 @@
 
   // For the native fast path (src/fast.rs): where to install get/set/toArray, and a function
   // that turns its arguments into an array in one call.
-  return { listPrototype: ShareableList.prototype, collect: (...items) => items }
+  // And for src/queue_fast.js: the queue's native helpers and value encoding.
+  return { listPrototype: ShareableList.prototype, collect: (...items) => items, queue: queueInternals }
 })

@@ -50,10 +50,12 @@ pub struct SharedQueueJson {
 
 /// A bounded queue of messages in shared memory, for many producers and consumers in any
 /// processes and worker threads. See the README's SharedQueue section.
-#[napi]
+#[napi(custom_finalize)]
 pub struct SharedQueue {
     inner: Option<Arc<queue::SharedQueue>>,
     name: String,
+    /// The views of the mapping handed to the JS fast path (`_fastView`), detached by `close()`.
+    view: Option<crate::raw::View>,
     /// The reservations and borrows this handle lent out, so that `close()` can finish them
     /// and detach their views.
     leases: Vec<Weak<RefCell<Lease>>>,
@@ -102,6 +104,7 @@ impl SharedQueue {
         SharedQueue {
             name: inner.name().to_owned(),
             inner: Some(Arc::new(inner)),
+            view: None,
             leases: Vec::new(),
             swept: 0,
         }
@@ -209,6 +212,11 @@ impl SharedQueue {
                 lease.borrow_mut().finish(env, Finish::Abandon)?;
             }
             self.swept = 0;
+            // The fast path's views read length 0 from now on (so it hands every call to the
+            // native methods, which throw ERR_SHM_CLOSED).
+            if let Some(view) = self.view.take() {
+                view.detach(env)?;
+            }
             if let Some(inner) = self.inner.take() {
                 inner.segment().retire();
             }
@@ -220,6 +228,39 @@ impl SharedQueue {
     #[napi(catch_unwind)]
     pub fn unlink(&self) -> Result<(), Code> {
         guard(|| segment::unlink(&self.name).map_err(from_core))
+    }
+
+    /// For `queue_fast.js`: the layout the core validated at open (see
+    /// `shmkit_core::queue::SharedQueue::fast_path_layout`).
+    #[napi(skip_typescript, js_name = "_fastLayout", catch_unwind)]
+    pub fn fast_layout(&self) -> Result<Vec<u32>, Code> {
+        guard(|| Ok(self.inner()?.fast_path_layout().to_vec()))
+    }
+
+    /// For `queue_fast.js`: the ArrayBuffer over the whole mapping (same object each time),
+    /// detached by `close()`.
+    #[napi(skip_typescript, js_name = "_fastBuffer", catch_unwind)]
+    pub fn fast_buffer<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        guard(|| {
+            let view = match self.view.take() {
+                Some(view) => view,
+                None => crate::raw::View::new(self.inner()?.segment()),
+            };
+            self.view
+                .insert(view)
+                .array_buffer(env)
+                .map_err(|e| crate::error::from_view(env, e))
+        })
+    }
+
+    /// For `queue_fast.js`: wakes sleeping consumers (`1`) or producers (`0`), as the
+    /// core does after a commit or a free when the channel's sleepers count is not zero.
+    #[napi(skip_typescript, js_name = "_wake", catch_unwind)]
+    pub fn wake(&self, env: Env, data: Unknown) -> Result<(), Code> {
+        guard(|| {
+            let data = args::number(&env, data, "channel")? != 0.0;
+            self.inner()?.wake(data).map_err(from_core)
+        })
     }
 
     /// For `manners.js`: puts bytes with the tag that says what they are.
@@ -359,6 +400,17 @@ impl SharedQueue {
             crate::sync::track_pending(inner.segment());
             wait_promise(env, queue::ReadyWait::writable(inner, timeout), ready_name)
         })
+    }
+}
+
+impl ObjectFinalize for SharedQueue {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
+        // The fast path's views keep the mapping through their own reference while JS holds
+        // them; the handle's strong reference on them goes now.
+        if let Some(view) = self.view.take() {
+            view.release(&env);
+        }
+        Ok(())
     }
 }
 

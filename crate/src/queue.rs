@@ -283,6 +283,38 @@ impl SharedQueue {
             .store(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// What a JS fast path over this queue's mapping needs, validated at open: `[header bytes,
+    /// slot bytes, capacity, max message, tail at, head at, flags at, lost at, data sleepers at,
+    /// space sleepers at, this process's id]` (offsets in bytes from the segment's start; the
+    /// slot of position `p` starts at `header + (p & (capacity - 1)) * slot bytes`, its control
+    /// word there, length at +8, tag at +12, payload at +16).
+    pub fn fast_path_layout(&self) -> [u32; 11] {
+        [
+            HEADER_BYTES as u32,
+            self.slot_bytes as u32,
+            self.capacity,
+            self.max_message as u32,
+            TAIL_AT as u32,
+            HEAD_AT as u32,
+            FLAGS_AT as u32,
+            LOST_AT as u32,
+            DATA_SLEEPERS_AT as u32,
+            SPACE_SLEEPERS_AT as u32,
+            self.me,
+        ]
+    }
+
+    /// Wakes sleeping consumers (`data`) or producers (`!data`), as the core does after it
+    /// commits or frees a slot: for a fast path that found the channel's sleepers count
+    /// non-zero after its own commit or free.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the segment is retired; an OS error from the wake.
+    pub fn wake(&self, data: bool) -> Result<()> {
+        self.segment.live()?;
+        self.notify(if data { Channel::Data } else { Channel::Space })
+    }
+
     /// Puts one message (`tag` says what its bytes are, for the reader), waiting up to
     /// `timeout` (`None`: for ever; zero: not at all) while the queue is full.
     ///
