@@ -7,7 +7,8 @@ import test from 'ava'
 import { ShareableList, SharedMemory } from '../index.js'
 import { FIXTURES, PY_ATTACH, type Python, iterations, needs, pythons, runChild, runPython, uniqueName } from './helpers.js'
 
-const PROCESSES = 8
+// Under emulation every process starts a Node under qemu (seconds of CPU each): 4 there.
+const PROCESSES = iterations(8, 4)
 const WORKERS = 4
 // Scaled down under emulation (SHMKIT_ITERATION_SCALE): 12 adders still interleave.
 const PER_ADDER = iterations(250_000, 10_000)
