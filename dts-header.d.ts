@@ -33,7 +33,19 @@ export interface SharedQueue extends Disposable, AsyncIterable<unknown> {
   putAsync(value: unknown, options?: QueueWaitOptions): Promise<void>
   /** `get` that waits on another thread, keeping the event loop free. */
   getAsync(options?: QueueWaitOptions): Promise<unknown>
+  /**
+   * Reserves the next message's slot for `size` bytes (at most `maxMessageSize`), blocking
+   * while the queue is full: write into `bytes`, then `commit()`. Zero copies.
+   */
+  reserve(size: number, options?: QueueWaitOptions): QueueReservation
+  /**
+   * Takes the oldest message and lends its slot, blocking while the queue is empty: read
+   * `bytes`, then `release()`. Zero copies.
+   */
+  borrow(options?: QueueWaitOptions): QueueBorrow
 }
+export interface QueueReservation extends Disposable {}
+export interface QueueBorrow extends Disposable {}
 /**
  * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
  * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and

@@ -33,7 +33,19 @@ export interface SharedQueue extends Disposable, AsyncIterable<unknown> {
   putAsync(value: unknown, options?: QueueWaitOptions): Promise<void>
   /** `get` that waits on another thread, keeping the event loop free. */
   getAsync(options?: QueueWaitOptions): Promise<unknown>
+  /**
+   * Reserves the next message's slot for `size` bytes (at most `maxMessageSize`), blocking
+   * while the queue is full: write into `bytes`, then `commit()`. Zero copies.
+   */
+  reserve(size: number, options?: QueueWaitOptions): QueueReservation
+  /**
+   * Takes the oldest message and lends its slot, blocking while the queue is empty: read
+   * `bytes`, then `release()`. Zero copies.
+   */
+  borrow(options?: QueueWaitOptions): QueueBorrow
 }
+export interface QueueReservation extends Disposable {}
+export interface QueueBorrow extends Disposable {}
 /**
  * The item type a list of `T` reads and writes: literal types widened (`1 | 2` to `number`,
  * `'a'` to `string`), since TypeScript infers `ShareableList<1 | 2 | 3>` from `[1, 2, 3]` and
@@ -75,6 +87,51 @@ export interface ShareableList<T extends Item = Item> extends Disposable, Iterab
  * can point the loader at a WASI artifact this package does not build itself.
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/**
+ * A message lent in its slot by `queue.borrow()`: read `bytes`, then `release()` it.
+ * `using` releases it.
+ */
+export declare class QueueBorrow {
+  /**
+   * The message's bytes, in the queue's shared memory (no copy; read-only by contract).
+   * Detached (length 0) once released or the queue handle closed; reading it after that
+   * throws `ERR_SHM_SLOT_FINISHED`.
+   */
+  get bytes(): Buffer
+  /** Whether it is still to be released. */
+  get open(): boolean
+  /**
+   * What the message is: 0 v8.serialize bytes, 1 a UTF-8 string, 2 a Uint8Array (also what
+   * `commit()` gives), 3 a Buffer.
+   */
+  get tag(): number
+  /** Frees the slot for the next message. A second release throws `ERR_SHM_SLOT_FINISHED`. */
+  release(): void
+}
+
+/**
+ * A slot of a SharedQueue reserved by `queue.reserve(size)`: write the message into `bytes`,
+ * then `commit()` it (or `abort()`). `using` aborts it unless it was committed.
+ */
+export declare class QueueReservation {
+  /**
+   * The reserved bytes, in the queue's shared memory (no copy). Detached (length 0) once
+   * the reservation is committed or aborted, or the queue handle closed; reading it after
+   * that throws `ERR_SHM_SLOT_FINISHED`.
+   */
+  get bytes(): Buffer
+  /** Whether it is still to be committed or aborted. */
+  get open(): boolean
+  /**
+   * Publishes the first `length` bytes (default: all reserved) as a message: `get()`
+   * returns it as a Uint8Array, `borrow()` lends it. A length above the reservation throws
+   * `ERR_OUT_OF_RANGE` and changes nothing; a second commit throws `ERR_SHM_SLOT_FINISHED`.
+   */
+  commit(length?: number | undefined): void
+  /** Gives the slot up without a message. After a commit or abort: `ERR_SHM_SLOT_FINISHED`. */
+  abort(): void
+}
 
 /**
  * A fixed-length list of numbers, bigints, booleans, nulls, strings and bytes stored in a

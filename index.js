@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.QueueBorrow = nativeBinding.QueueBorrow
+module.exports.QueueReservation = nativeBinding.QueueReservation
 module.exports.ShareableList = nativeBinding.ShareableList
 module.exports.SharedMemory = nativeBinding.SharedMemory
 module.exports.SharedMemoryManager = nativeBinding.SharedMemoryManager

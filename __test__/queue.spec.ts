@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads'
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory, SharedQueue } from '../index.js'
-import { FIXTURES, iterations, runs } from './helpers.js'
+import { FIXTURES, iterations, runChild, runs } from './helpers.js'
 
 const ROOT = join(FIXTURES, '..', '..')
 
@@ -368,4 +368,221 @@ rustPeer('a Rust program on one end: exactly once both ways with Node', async (t
   t.is(producer.status, 0, producer.stderr)
   fromRust.end()
   checkDelivery(t, [(await consumer.done).got!], [6], EACH)
+})
+
+// Zero-copy borrowed slots: reserve/commit on the producer side, borrow/release on the consumer side.
+
+/** As the fixture's: bytes that depend on their place and on the message number. */
+function pattern(bytes: Uint8Array, i: number) {
+  for (let k = 0; k < bytes.length; k += 4096) bytes.fill((k / 4096 + i) & 0xff, k, k + 4096)
+  bytes[bytes.length - 1] = i & 0xff
+}
+
+function sum(bytes: Uint8Array): number {
+  let total = 0
+  for (let k = 0; k < bytes.length; k++) total += bytes[k]
+  return total
+}
+
+test('1 MiB messages through borrowed slots, both ways between processes, without copies', async (t) => {
+  const MiB = 1 << 20
+  const COUNT = 6
+  const queue = scratch(t, { capacity: 2, maxMessageSize: MiB })
+  const expected = Array.from({ length: COUNT }, (_, i) => {
+    const bytes = new Uint8Array(MiB)
+    pattern(bytes, i)
+    return [MiB, sum(bytes)]
+  })
+
+  // A child reserves and commits; this process borrows and releases.
+  const producer = forkPeer(['big-reserve', queue.name, String(COUNT)])
+  for (let i = 0; i < COUNT; i++) {
+    const lent = queue.borrow({ timeout: 10_000 })
+    t.is(lent.tag, 2)
+    t.deepEqual([lent.bytes.length, sum(lent.bytes)], expected[i], `message ${i}`)
+    lent.release()
+  }
+  await producer.done
+
+  // This process reserves and commits; a child borrows and reports what it saw.
+  const consumer = forkPeer(['big-borrow', queue.name, String(COUNT)])
+  for (let i = 0; i < COUNT; i++) {
+    const slot = queue.reserve(MiB, { timeout: 10_000 })
+    pattern(slot.bytes, i)
+    slot.commit()
+  }
+  t.deepEqual((await consumer.done as { sums: number[][] }).sums, expected)
+
+  // A committed reservation reads back through get() as a Uint8Array; a shorter commit sends
+  // only that many bytes.
+  const slot = queue.reserve(MiB)
+  slot.bytes.set([1, 2, 3])
+  slot.commit(3)
+  t.deepEqual(queue.get(), new Uint8Array([1, 2, 3]))
+  t.is(queue.lost, 0)
+})
+
+test('a borrowed view is detached once committed, aborted, released or closed', (t) => {
+  const queue = scratch(t, { capacity: 4, maxMessageSize: 64 })
+  const slot = queue.reserve(16)
+  const written = slot.bytes
+  t.is(written.length, 16)
+  t.true(slot.open)
+  written.fill(5)
+  slot.commit()
+  t.false(slot.open)
+  t.is(written.length, 0, 'the reservation view reads length 0 after commit')
+  t.is(written[0], undefined)
+  t.is(code(() => slot.bytes), 'ERR_SHM_SLOT_FINISHED')
+
+  const lent = queue.borrow()
+  const read = lent.bytes
+  t.deepEqual([...read], Array(16).fill(5))
+  t.regex(inspect(lent), /^QueueBorrow\(16 bytes\)$/)
+  lent.release()
+  t.is(read.length, 0, 'the borrowed view reads length 0 after release')
+  t.is(code(() => lent.bytes), 'ERR_SHM_SLOT_FINISHED')
+  t.regex(inspect(lent), /^QueueBorrow\(finished\)$/)
+
+  const aborted = queue.reserve(8)
+  const gone = aborted.bytes
+  aborted.abort()
+  t.is(gone.length, 0)
+
+  // `using` (Symbol.dispose) aborts an uncommitted reservation and releases a borrow.
+  const disposed = queue.reserve(8)
+  const disposedView = disposed.bytes
+  disposed[Symbol.dispose]()
+  t.is(disposedView.length, 0)
+  t.false(disposed.open)
+  queue.put('x')
+  const disposedBorrow = queue.borrow()
+  disposedBorrow[Symbol.dispose]()
+  t.false(disposedBorrow.open)
+  disposedBorrow[Symbol.dispose]() // twice is harmless
+  t.true(queue.empty())
+  t.is(queue.lost, 0, 'aborting loses nothing: nothing was put')
+
+  // close() aborts reservations and releases borrows this handle holds; their views detach.
+  const other = SharedQueue.open(queue.name)
+  const held = other.reserve(8)
+  const heldView = held.bytes
+  queue.put('kept')
+  t.is(code(() => queue.get({ timeout: 0 })), 'ERR_SHM_QUEUE_EMPTY', 'consumers wait at the reservation in front')
+  other.close()
+  t.is(heldView.length, 0)
+  t.false(held.open)
+  t.is(code(() => held.commit()), 'ERR_SHM_SLOT_FINISHED')
+  t.is(queue.get({ timeout: 1000 }), 'kept', 'the aborted slot is skipped; the next message comes')
+  queue.put('lend')
+  const reader = SharedQueue.open(queue.name)
+  const borrowed = reader.borrow()
+  const borrowedView = borrowed.bytes
+  t.is(borrowedView.length, 4)
+  reader.close()
+  t.is(borrowedView.length, 0)
+  t.false(borrowed.open)
+  t.true(queue.empty())
+  t.is(queue.lost, 0)
+})
+
+test('a reservation or a borrow collected unfinished is finished, and its views detached', async (t) => {
+  const { code: exit, stderr, messages } = await runChild('queue-slot-gc.cjs', [], { execArgv: ['--expose-gc'] })
+  t.is(exit, 0, stderr)
+  t.deepEqual(messages, [{ reserved: [0, 0, 0], borrowed: 0, next: 'next', lost: 0, qsize: 0 }])
+})
+
+test('borrowed-slot arguments and misuse are coded errors that change nothing', (t) => {
+  const queue = scratch(t, { capacity: 2, maxMessageSize: 64 })
+  t.is(code(() => queue.reserve(65)), 'ERR_SHM_VALUE_TOO_LARGE')
+  t.is(code(() => queue.reserve(-1)), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => queue.reserve(1.5)), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => queue.reserve('8' as unknown as number)), 'ERR_INVALID_ARG_TYPE')
+  t.is(code(() => queue.reserve(8, { timeout: -1 })), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => queue.borrow({ timeout: 0 })), 'ERR_SHM_QUEUE_EMPTY')
+  t.is(queue.qsize(), 0)
+
+  const slot = queue.reserve(8)
+  slot.bytes.fill(1)
+  t.is(code(() => slot.commit(9)), 'ERR_OUT_OF_RANGE', 'a commit longer than the reservation')
+  t.is(code(() => slot.commit(-1)), 'ERR_OUT_OF_RANGE')
+  t.is(code(() => slot.commit('4' as unknown as number)), 'ERR_INVALID_ARG_TYPE')
+  t.true(slot.open, 'a refused commit leaves the reservation as it was')
+  t.is(slot.bytes.length, 8)
+  slot.commit(4)
+  t.is(code(() => slot.commit()), 'ERR_SHM_SLOT_FINISHED', 'a second commit')
+  t.is(code(() => slot.abort()), 'ERR_SHM_SLOT_FINISHED', 'abort after commit')
+
+  queue.put('two')
+  t.is(code(() => queue.reserve(1, { timeout: 0 })), 'ERR_SHM_QUEUE_FULL')
+  const lent = queue.borrow()
+  t.deepEqual([...lent.bytes], [1, 1, 1, 1])
+  lent.release()
+  t.is(code(() => lent.release()), 'ERR_SHM_SLOT_FINISHED', 'a second release')
+  t.is(queue.get(), 'two')
+
+  const proto = Object.getPrototypeOf(lent)
+  t.is(code(() => proto.release.call({})), 'ERR_INVALID_ARG_TYPE')
+  queue.end()
+  t.is(code(() => queue.reserve(1)), 'ERR_SHM_QUEUE_ENDED')
+  t.is(code(() => queue.borrow()), 'ERR_SHM_QUEUE_ENDED')
+  queue.close()
+  t.is(code(() => queue.reserve(1)), 'ERR_SHM_CLOSED')
+  t.is(code(() => queue.borrow()), 'ERR_SHM_CLOSED')
+})
+
+test('a hostile length is never lent: ERR_SHM_CORRUPT, the message counted lost, the next one comes', (t) => {
+  const queue = scratch(t, { capacity: 4, maxMessageSize: 64 })
+  const shm = SharedMemory.open(queue.name)
+  t.teardown(() => shm.close())
+  const words = new DataView(shm.buffer)
+  queue.put('first')
+  queue.put('second')
+  words.setUint32(256 + 8, 65, true) // slot 0's length, one above the maximum
+  t.is(code(() => queue.borrow()), 'ERR_SHM_CORRUPT')
+  t.is(queue.lost, 1)
+  const lent = queue.borrow()
+  t.is(Buffer.from(lent.bytes).toString(), 'second')
+  lent.release()
+})
+
+function holder(role: 'hold-reserve' | 'hold-borrow', name: string) {
+  const peer = forkPeer([role, name])
+  peer.done.catch(() => {})
+  const holding = new Promise<void>((resolve) => peer.child.on('message', (m) => (m as { holding?: boolean }).holding && resolve()))
+  return { ...peer, holding }
+}
+
+test('a consumer SIGKILLed holding a borrowed slot: producers go on and the message is counted lost', async (t) => {
+  const queue = scratch(t, { capacity: 2, maxMessageSize: 16 })
+  queue.put('lent')
+  const consumer = holder('hold-borrow', queue.name)
+  await consumer.holding
+  queue.put('one')
+  // The next put needs the lent slot (a lap later): it waits while the borrower lives...
+  t.is(code(() => queue.put('two', { timeout: 150 })), 'ERR_SHM_QUEUE_FULL')
+  consumer.child.kill('SIGKILL')
+  await new Promise((r) => consumer.child.once('exit', r))
+  // ...and frees it once the borrower is gone.
+  queue.put('two', { timeout: 5000 })
+  t.is(queue.lost, 1)
+  t.is(queue.get(), 'one')
+  t.is(queue.get(), 'two')
+  t.true(queue.empty())
+})
+
+test('a producer SIGKILLed holding a reservation: consumers go on and the message is counted lost', async (t) => {
+  const queue = scratch(t, { capacity: 2, maxMessageSize: 16 })
+  const producer = holder('hold-reserve', queue.name)
+  await producer.holding
+  queue.put('after')
+  // Consumers wait at the reserved message while its producer lives (producer order)...
+  t.is(code(() => queue.get({ timeout: 150 })), 'ERR_SHM_QUEUE_EMPTY')
+  producer.child.kill('SIGKILL')
+  await new Promise((r) => producer.child.once('exit', r))
+  // ...then skip it: the half-written message is never delivered.
+  t.is(queue.get({ timeout: 5000 }), 'after')
+  t.is(queue.lost, 1)
+  queue.put('again')
+  t.is(queue.get(), 'again')
 })

@@ -11,6 +11,7 @@ import { Bench } from 'tinybench'
 
 import { attachRss, bandwidth, shmTypedArray, shmTypedArrayOps, transfer } from './bulk-and-peers.mjs'
 import { renderChart } from './chart.mjs'
+import { printQueue, queueBench } from './queue.mjs'
 import { cFutexWake, ipcWake, shmkitWake } from './sync.mjs'
 
 const require = createRequire(import.meta.url)
@@ -209,6 +210,7 @@ const wake = { shmkit: await shmkitWake(WAKE_ROUNDS), cFutex: cFutexWake(WAKE_RO
 const moved = await transfer(quick ? 1 : 5)
 const bw = bandwidth(quick ? 1 : 3)
 const attach = attachRss()
+const queue = await queueBench({ quick, cFutex: wake.cFutex })
 
 const fmt = (ns) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`)
 const ratio = (x, floor) => `${(x / floor).toFixed(2)}×`
@@ -302,6 +304,7 @@ console.log(
   `\ntracked create+close+unlink: ${fmt(node.createTracked)} vs track: false ${fmt(node.create)} ` +
     `(${ratio(node.createTracked, node.create)}; tracking adds ${fmt(node.createTracked - node.create)} per create)\n`,
 )
+targets.push(...printQueue(queue, fmt))
 for (const [what, r, met] of targets) console.log(`${met(r) ? 'met    ' : 'MISSED '} ${what}: ${r.toFixed(2)}${what.includes('(') ? '' : '×'}`)
 
 const results = {
@@ -320,6 +323,7 @@ const results = {
   bandwidth: bw,
   attach1GiB: attach,
   sync: { lockUnlockNs, wake },
+  queue,
   targets: targets.map(([what, value, met]) => ({ what, value, met: met(value) })),
 }
 writeFileSync(join(here, quick ? 'results.quick.json' : 'results.json'), `${JSON.stringify(results, null, 2)}\n`)

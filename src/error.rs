@@ -37,6 +37,7 @@ pub const BUFFER_TOO_LARGE: Code = Code("ERR_SHM_BUFFER_TOO_LARGE");
 pub const QUEUE_FULL: Code = Code("ERR_SHM_QUEUE_FULL");
 pub const QUEUE_EMPTY: Code = Code("ERR_SHM_QUEUE_EMPTY");
 pub const QUEUE_ENDED: Code = Code("ERR_SHM_QUEUE_ENDED");
+pub const SLOT_FINISHED: Code = Code("ERR_SHM_SLOT_FINISHED");
 /// napi-rs skips re-throwing an error with this status when one is already pending, which
 /// is how a RangeError thrown by hand travels out of a `#[napi]` function.
 pub const PENDING: Code = Code("PendingException");
@@ -60,6 +61,7 @@ pub fn from_core(err: shmkit_core::Error) -> Error<Code> {
         Core::QueueFull => QUEUE_FULL,
         Core::QueueEmpty => QUEUE_EMPTY,
         Core::QueueEnded => QUEUE_ENDED,
+        Core::SlotFinished(_) => SLOT_FINISHED,
         Core::TooManyMappings { .. } => return error(TOO_MANY_MAPPINGS, format!("{}: {err}", TOO_MANY_MAPPINGS.0)),
     };
     error(code, err.to_string())

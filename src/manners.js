@@ -8,6 +8,7 @@
   const define = (klass, key, value) =>
     Object.defineProperty(klass.prototype, key, { value, writable: true, configurable: true, enumerable: false })
 
+  for (const name of ['QueueReservation', 'QueueBorrow']) guardReceivers(exports[name])
   for (const name of ['SharedMemory', 'ShareableList', 'ShmLock', 'SharedMemoryManager', 'SharedQueue']) {
     guardReceivers(exports[name])
     exports[name] = requireNew(exports[name])
@@ -84,8 +85,19 @@
     const UINT8ARRAY = 2
     const BUFFER = 3
     const proto = klass.prototype
-    const { _putBytes: putBytes, _putString: putString, _get: take, _readable: readable, _writable: writable } = proto
-    for (const key of ['_putBytes', '_putString', '_get', '_readable', '_writable']) delete proto[key]
+    const { _putBytes: putBytes, _putString: putString, _get: take, _readable: readable, _writable: writable, _reserve: reserve, _borrow: borrow } = proto
+    for (const key of ['_putBytes', '_putString', '_get', '_readable', '_writable', '_reserve', '_borrow']) delete proto[key]
+    // Borrowed slots: `using` finishes them (a reservation not committed is aborted).
+    for (const lent of [exports.QueueReservation, exports.QueueBorrow]) {
+      const { _dispose: dispose } = lent.prototype
+      delete lent.prototype._dispose
+      define(lent, Symbol.dispose, function disposeSlot() {
+        dispose.call(this)
+      })
+      define(lent, inspect, function inspectSlot() {
+        return `${lent.name}(${this.open ? `${this.bytes.length} bytes` : 'finished'})`
+      })
+    }
 
     const typeError = (message) => Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' })
     const timeoutOf = (options) => {
@@ -148,6 +160,12 @@
     })
     define(klass, 'get', function getValue(options) {
       return decode(take.call(this, timeoutOf(options)))
+    })
+    define(klass, 'reserve', function reserveSlot(size, options) {
+      return reserve.call(this, size, timeoutOf(options))
+    })
+    define(klass, 'borrow', function borrowSlot(options) {
+      return borrow.call(this, timeoutOf(options))
     })
     define(klass, 'putAsync', async function putAsync(value, options) {
       const timeout = timeoutOf(options)

@@ -4,6 +4,8 @@
 //! (`v8.serialize` for structured-cloneable values, nothing for strings and byte arrays) and
 //! builds the promise and iterator API on the blocking calls here.
 
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -12,7 +14,10 @@ use shmkit_core::queue;
 use shmkit_core::{segment, SegmentOptions, ShmName};
 
 use crate::args;
-use crate::error::{error, from_core, guard, Code, CLOSED, INVALID_ARG_VALUE, NAPI, OUT_OF_RANGE};
+use crate::error::{
+    error, from_core, guard, refusal, Code, CLOSED, INVALID_ARG_VALUE, NAPI, OUT_OF_RANGE, SLOT_FINISHED,
+};
+use crate::raw::{detach_buffer, External, Reference};
 use crate::sync::{spawn_promise, timeout};
 
 /// What a message's bytes are; the reader turns them back into the same kind of value.
@@ -49,6 +54,11 @@ pub struct SharedQueueJson {
 pub struct SharedQueue {
     inner: Option<Arc<queue::SharedQueue>>,
     name: String,
+    /// The reservations and borrows this handle lent out, so that `close()` can finish them
+    /// and detach their views.
+    leases: Vec<Weak<RefCell<Lease>>>,
+    /// `leases.len()` after the last sweep of finished ones.
+    swept: usize,
 }
 
 #[napi]
@@ -92,6 +102,8 @@ impl SharedQueue {
         SharedQueue {
             name: inner.name().to_owned(),
             inner: Some(Arc::new(inner)),
+            leases: Vec::new(),
+            swept: 0,
         }
     }
 
@@ -190,8 +202,13 @@ impl SharedQueue {
     /// Lets go of this handle's mapping; a blocked call on another thread ends with
     /// `ERR_SHM_CLOSED`. Calling it twice is harmless. The queue lives on for others.
     #[napi(catch_unwind)]
-    pub fn close(&mut self) -> Result<(), Code> {
+    pub fn close(&mut self, env: &Env) -> Result<(), Code> {
         guard(|| {
+            // Reservations are aborted and borrows released; their views read length 0.
+            for lease in self.leases.drain(..).filter_map(|lease| lease.upgrade()) {
+                lease.borrow_mut().finish(env, Finish::Abandon)?;
+            }
+            self.swept = 0;
             if let Some(inner) = self.inner.take() {
                 inner.segment().retire();
             }
@@ -265,6 +282,62 @@ impl SharedQueue {
         })
     }
 
+    /// For `manners.js`: reserves a slot for `size` bytes (see `reserve` in the README).
+    #[napi(skip_typescript, js_name = "_reserve", catch_unwind)]
+    pub fn reserve(&mut self, env: &Env, size: Unknown, timeout_ms: Option<Unknown>) -> Result<QueueReservation, Code> {
+        guard(|| {
+            let size = args::number(env, size, "size")?;
+            if !(size.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&size)) {
+                return Err(error(
+                    OUT_OF_RANGE,
+                    format!("size must be a non-negative integer, got {size}"),
+                ));
+            }
+            let timeout = timeout(args::optional_number(env, timeout_ms, "timeout")?)?;
+            let inner = self.inner()?;
+            let slot = inner.reserve(size as usize, timeout).map_err(from_core)?;
+            let (offset, len) = (slot.payload_offset(), slot.reserved());
+            let lease = self.lend(env, Slot::Write(slot), offset, len)?;
+            Ok(QueueReservation { lease })
+        })
+    }
+
+    /// For `manners.js`: takes the oldest message and lends its slot.
+    #[napi(skip_typescript, js_name = "_borrow", catch_unwind)]
+    pub fn borrow(&mut self, env: &Env, timeout_ms: Option<Unknown>) -> Result<QueueBorrow, Code> {
+        guard(|| {
+            let timeout = timeout(args::optional_number(env, timeout_ms, "timeout")?)?;
+            let inner = self.inner()?;
+            let slot = inner.borrow(timeout).map_err(from_core)?;
+            let (offset, len) = (slot.payload_offset(), slot.len());
+            let lease = self.lend(env, Slot::Read(slot), offset, len)?;
+            Ok(QueueBorrow { lease })
+        })
+    }
+
+    /// A lease on `slot` with a Buffer over its `len` bytes at `offset` (checked by the core to
+    /// lie inside the slot), remembered for `close()`. If the Buffer cannot be made, the slot
+    /// is finished at once (a reservation aborted, a borrow released: its message is lost).
+    fn lend(&mut self, env: &Env, slot: Slot, offset: usize, len: usize) -> Result<Rc<RefCell<Lease>>, Code> {
+        let segment = Arc::clone(self.inner()?.segment());
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= segment.len())
+            .ok_or_else(|| crate::error::napi_failure("a queue slot outside its segment"))?;
+        let buffer = crate::raw::external(env, External::Buffer, segment, |segment| {
+            segment.atomic_bytes().get(offset..end).unwrap_or_default()
+        })
+        .map_err(|refused| refusal(env, refused, "napi_create_external_buffer", len))?;
+        let view = Reference::strong(env, &buffer)?;
+        let lease = Rc::new(RefCell::new(Lease { slot, view: Some(view) }));
+        if self.leases.len() >= self.swept.max(8).saturating_mul(2) {
+            self.leases.retain(|lease| lease.strong_count() > 0);
+            self.swept = self.leases.len();
+        }
+        self.leases.push(Rc::downgrade(&lease));
+        Ok(lease)
+    }
+
     /// For `manners.js`: settles with `'ready'` once a `get` may find something (or `'timed-out'`),
     /// waiting on a thread of its own; claims nothing.
     #[napi(skip_typescript, js_name = "_readable", catch_unwind)]
@@ -286,6 +359,203 @@ impl SharedQueue {
             crate::sync::track_pending(inner.segment());
             spawn_promise(env, "queue", move || inner.wait_writable(timeout).map(ready_name))
         })
+    }
+}
+
+/// A slot lent to JS, and the Buffer over it (detached when the slot is finished).
+pub struct Lease {
+    slot: Slot,
+    view: Option<Reference>,
+}
+
+enum Slot {
+    Write(queue::WriteSlot),
+    Read(queue::ReadSlot),
+    Done,
+}
+
+/// How a lease ends.
+enum Finish {
+    /// `commit(length)`.
+    Commit(usize),
+    /// `abort()` / `release()`.
+    Release,
+    /// The handle or the lease object went away: abort a reservation, release a borrow.
+    Abandon,
+}
+
+impl Lease {
+    /// Finishes the slot (first, so that an error leaves everything as it was), then detaches
+    /// the view and lets it go.
+    fn finish(&mut self, env: &Env, how: Finish) -> Result<(), Code> {
+        match (&mut self.slot, how) {
+            (Slot::Write(slot), Finish::Commit(len)) => slot.commit(TAG_UINT8ARRAY, len).map_err(from_core)?,
+            (Slot::Write(slot), Finish::Release | Finish::Abandon) => slot.abort().map_err(from_core)?,
+            (Slot::Read(slot), Finish::Release | Finish::Abandon) => slot.release().map_err(from_core)?,
+            (Slot::Read(_), Finish::Commit(_)) => return Err(napi_only("commit of a borrow")),
+            (Slot::Done, Finish::Abandon) => return Ok(()),
+            (Slot::Done, _) => {
+                return Err(error(
+                    SLOT_FINISHED,
+                    "this queue slot was already committed, aborted or released",
+                ))
+            }
+        }
+        self.slot = Slot::Done;
+        self.drop_view(env)
+    }
+
+    fn drop_view(&mut self, env: &Env) -> Result<(), Code> {
+        if let Some(view) = self.view.take() {
+            let detached = detach_buffer(env, &view);
+            view.release(env);
+            detached?;
+        }
+        Ok(())
+    }
+
+    fn bytes<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        match &self.view {
+            Some(view) => view.get(env),
+            None => Err(error(
+                SLOT_FINISHED,
+                "this queue slot was already committed, aborted or released: its bytes are gone",
+            )),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        !matches!(self.slot, Slot::Done)
+    }
+}
+
+fn napi_only(what: &str) -> Error<Code> {
+    crate::error::napi_failure(format!("{what} is not possible"))
+}
+
+/// A slot of a SharedQueue reserved by `queue.reserve(size)`: write the message into `bytes`,
+/// then `commit()` it (or `abort()`). `using` aborts it unless it was committed.
+#[napi(custom_finalize)]
+pub struct QueueReservation {
+    lease: Rc<RefCell<Lease>>,
+}
+
+#[napi]
+impl QueueReservation {
+    /// The reserved bytes, in the queue's shared memory (no copy). Detached (length 0) once
+    /// the reservation is committed or aborted, or the queue handle closed; reading it after
+    /// that throws `ERR_SHM_SLOT_FINISHED`.
+    #[napi(getter, ts_return_type = "Buffer", catch_unwind)]
+    pub fn bytes<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        guard(|| self.lease.borrow().bytes(env))
+    }
+
+    /// Whether it is still to be committed or aborted.
+    #[napi(getter, catch_unwind)]
+    pub fn open(&self) -> bool {
+        self.lease.borrow().is_open()
+    }
+
+    /// Publishes the first `length` bytes (default: all reserved) as a message: `get()`
+    /// returns it as a Uint8Array, `borrow()` lends it. A length above the reservation throws
+    /// `ERR_OUT_OF_RANGE` and changes nothing; a second commit throws `ERR_SHM_SLOT_FINISHED`.
+    #[napi(catch_unwind)]
+    pub fn commit(
+        &self,
+        env: &Env,
+        #[napi(ts_arg_type = "number | undefined")] length: Option<Unknown>,
+    ) -> Result<(), Code> {
+        guard(|| {
+            let mut lease = self.lease.borrow_mut();
+            let reserved = match &lease.slot {
+                Slot::Write(slot) => slot.reserved(),
+                _ => 0,
+            };
+            let len = match args::optional_number(env, length, "length")? {
+                None => reserved,
+                Some(n) if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(error(
+                        OUT_OF_RANGE,
+                        format!("length must be a non-negative integer, got {n}"),
+                    ))
+                }
+            };
+            lease.finish(env, Finish::Commit(len))
+        })
+    }
+
+    /// Gives the slot up without a message. After a commit or abort: `ERR_SHM_SLOT_FINISHED`.
+    #[napi(catch_unwind)]
+    pub fn abort(&self, env: &Env) -> Result<(), Code> {
+        guard(|| self.lease.borrow_mut().finish(env, Finish::Release))
+    }
+
+    /// For `Symbol.dispose`: aborts unless committed.
+    #[napi(skip_typescript, js_name = "_dispose", catch_unwind)]
+    pub fn dispose(&self, env: &Env) -> Result<(), Code> {
+        guard(|| self.lease.borrow_mut().finish(env, Finish::Abandon))
+    }
+}
+
+impl ObjectFinalize for QueueReservation {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        // Collected unfinished: abort, and detach the Buffer a user may still hold.
+        let _ = self.lease.borrow_mut().finish(&env, Finish::Abandon);
+        Ok(())
+    }
+}
+
+/// A message lent in its slot by `queue.borrow()`: read `bytes`, then `release()` it.
+/// `using` releases it.
+#[napi(custom_finalize)]
+pub struct QueueBorrow {
+    lease: Rc<RefCell<Lease>>,
+}
+
+#[napi]
+impl QueueBorrow {
+    /// The message's bytes, in the queue's shared memory (no copy; read-only by contract).
+    /// Detached (length 0) once released or the queue handle closed; reading it after that
+    /// throws `ERR_SHM_SLOT_FINISHED`.
+    #[napi(getter, ts_return_type = "Buffer", catch_unwind)]
+    pub fn bytes<'env>(&self, env: &'env Env) -> Result<Unknown<'env>, Code> {
+        guard(|| self.lease.borrow().bytes(env))
+    }
+
+    /// Whether it is still to be released.
+    #[napi(getter, catch_unwind)]
+    pub fn open(&self) -> bool {
+        self.lease.borrow().is_open()
+    }
+
+    /// What the message is: 0 v8.serialize bytes, 1 a UTF-8 string, 2 a Uint8Array (also what
+    /// `commit()` gives), 3 a Buffer.
+    #[napi(getter, catch_unwind)]
+    pub fn tag(&self) -> u32 {
+        match &self.lease.borrow().slot {
+            Slot::Read(slot) => u32::from(slot.tag()),
+            _ => 0,
+        }
+    }
+
+    /// Frees the slot for the next message. A second release throws `ERR_SHM_SLOT_FINISHED`.
+    #[napi(catch_unwind)]
+    pub fn release(&self, env: &Env) -> Result<(), Code> {
+        guard(|| self.lease.borrow_mut().finish(env, Finish::Release))
+    }
+
+    /// For `Symbol.dispose`: releases unless released.
+    #[napi(skip_typescript, js_name = "_dispose", catch_unwind)]
+    pub fn dispose(&self, env: &Env) -> Result<(), Code> {
+        guard(|| self.lease.borrow_mut().finish(env, Finish::Abandon))
+    }
+}
+
+impl ObjectFinalize for QueueBorrow {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        let _ = self.lease.borrow_mut().finish(&env, Finish::Abandon);
+        Ok(())
     }
 }
 

@@ -60,6 +60,9 @@ pub enum Error {
     QueueEmpty,
     /// The queue was ended: nothing more may be put, and nothing is left to get.
     QueueEnded,
+    /// A queue slot reservation or borrow that was already committed, aborted or released
+    /// (says which).
+    SlotFinished(&'static str),
     /// A message longer than the queue's slots hold.
     MessageTooLarge {
         /// Bytes the message needs.
@@ -158,6 +161,7 @@ impl fmt::Display for Error {
             Error::QueueFull => f.write_str("the queue stayed full until the timeout"),
             Error::QueueEmpty => f.write_str("the queue stayed empty until the timeout"),
             Error::QueueEnded => f.write_str("the queue was ended (end()): nothing more comes"),
+            Error::SlotFinished(how) => write!(f, "this queue slot was already {how}"),
             Error::MessageTooLarge { needed, max } => write!(
                 f,
                 "the message takes {needed} bytes; this queue's maxMessageSize is {max}"

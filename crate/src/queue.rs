@@ -375,6 +375,66 @@ impl SharedQueue {
         Ok(value)
     }
 
+    /// Reserves the slot of the next message for `len` bytes that the caller writes in place
+    /// ([`WriteSlot::bytes`]) and then [`WriteSlot::commit`]s (or [`WriteSlot::abort`]s).
+    /// Blocks as [`SharedQueue::put`] does. Until it is committed, consumers wait at this
+    /// message (later ones stay behind it, so that each producer's order holds). A reservation
+    /// dropped unfinished is aborted; one whose process dies is freed by whoever waits on it
+    /// and counted in [`SharedQueue::lost`].
+    ///
+    /// # Errors
+    /// As [`SharedQueue::put`].
+    pub fn reserve(self: &Arc<Self>, len: usize, timeout: Option<Duration>) -> Result<WriteSlot> {
+        if len > self.max_message {
+            return Err(Error::MessageTooLarge {
+                needed: len,
+                max: self.max_message,
+            });
+        }
+        let pos = self.claim_write(deadline(timeout))?;
+        Ok(WriteSlot {
+            queue: Arc::clone(self),
+            pos,
+            reserved: len,
+            open: true,
+        })
+    }
+
+    /// Takes the oldest message and lends its slot ([`ReadSlot::bytes`]) until
+    /// [`ReadSlot::release`] (or drop). Blocks as [`SharedQueue::get`] does. While it is lent,
+    /// other consumers go on; a producer that comes round to the slot a lap later waits for it.
+    /// A borrow whose process dies is freed by that producer and counted in
+    /// [`SharedQueue::lost`].
+    ///
+    /// # Errors
+    /// As [`SharedQueue::get`].
+    pub fn borrow(self: &Arc<Self>, timeout: Option<Duration>) -> Result<ReadSlot> {
+        let pos = self.claim_read(deadline(timeout))?;
+        let claim = Claim {
+            queue: self,
+            pos,
+            held: pack(pos.wrapping_add(1), self.me),
+        };
+        let at = self.slot_at(pos);
+        let len = self.segment.word(at + 8)?.load(Ordering::Relaxed) as usize;
+        let tag = self.segment.word(at + 12)?.load(Ordering::Relaxed) as u8;
+        if len > self.max_message {
+            drop(claim);
+            return Err(corrupt(format!(
+                "the message at position {pos} claims {len} bytes; the most is {}",
+                self.max_message
+            )));
+        }
+        std::mem::forget(claim);
+        Ok(ReadSlot {
+            queue: Arc::clone(self),
+            pos,
+            len,
+            tag,
+            open: true,
+        })
+    }
+
     /// Waits up to `timeout` until a `get` may find something: a message, the end of the
     /// stream, or a dead writer's slot to free. Claims nothing, so a caller that is not there
     /// to take the message (an async wait given up) loses nothing. `Ok(false)` on timeout.
@@ -723,36 +783,204 @@ struct Claim<'q> {
 impl Claim<'_> {
     fn finish(self, next: u64, wake: Channel) -> Result<()> {
         let this = std::mem::ManuallyDrop::new(self);
-        let (queue, pos) = (this.queue, this.pos);
-        queue
-            .control(pos)?
-            .compare_exchange(this.held, next, Ordering::SeqCst, Ordering::Relaxed)
-            .map_err(|found| {
-                corrupt(format!(
-                    "the slot of position {pos} changed while this process held it ({found:#x})"
-                ))
-            })?;
-        queue.notify(wake)
+        this.queue.finish(this.pos, this.held, next, wake)
     }
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        let queue = self.queue;
-        let Ok(slot) = queue.control(self.pos) else { return };
-        let freed = pack(self.pos.wrapping_add(queue.capacity), 0);
+        self.queue.free(self.pos, self.held, true);
+    }
+}
+
+impl SharedQueue {
+    /// Passes on a slot this handle holds (`held`), to `next`, and wakes `wake`.
+    fn finish(&self, pos: u32, held: u64, next: u64, wake: Channel) -> Result<()> {
+        self.control(pos)?
+            .compare_exchange(held, next, Ordering::SeqCst, Ordering::Relaxed)
+            .map_err(|found| {
+                corrupt(format!(
+                    "the slot of position {pos} changed while this process held it ({found:#x})"
+                ))
+            })?;
+        self.notify(wake)
+    }
+
+    /// Frees a slot this handle holds (`held`) for the next lap, with no message in it;
+    /// `lost` says whether a message was given up (then it is counted).
+    fn free(&self, pos: u32, held: u64, lost: bool) {
+        let Ok(slot) = self.control(pos) else { return };
+        let freed = pack(pos.wrapping_add(self.capacity), 0);
         if slot
-            .compare_exchange(self.held, freed, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(held, freed, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
-            if let Ok(lost) = queue.lost_word() {
-                lost.fetch_add(1, Ordering::SeqCst);
+            if lost {
+                if let Ok(word) = self.lost_word() {
+                    word.fetch_add(1, Ordering::SeqCst);
+                }
             }
-            if let Ok(head) = queue.segment.word(HEAD_AT) {
-                let _ = head.compare_exchange(self.pos, self.pos.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed);
+            if let Ok(head) = self.segment.word(HEAD_AT) {
+                let _ = head.compare_exchange(pos, pos.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed);
             }
-            let _ = queue.notify(Channel::Space);
-            let _ = queue.notify(Channel::Data);
+            let _ = self.notify(Channel::Space);
+            let _ = self.notify(Channel::Data);
+        }
+    }
+}
+
+/// A slot reserved for writing one message in place: see [`SharedQueue::reserve`].
+#[derive(Debug)]
+pub struct WriteSlot {
+    queue: Arc<SharedQueue>,
+    pos: u32,
+    reserved: usize,
+    open: bool,
+}
+
+impl WriteSlot {
+    /// The bytes reserved, in shared memory (nobody else touches them until the commit).
+    pub fn bytes(&self) -> &[AtomicU8] {
+        let at = self.payload_offset();
+        &self.queue.segment.atomic_bytes()[at..at + self.reserved]
+    }
+
+    /// Where [`WriteSlot::bytes`] start in the queue's segment.
+    pub fn payload_offset(&self) -> usize {
+        self.queue.slot_at(self.pos) + SLOT_HEADER_BYTES
+    }
+
+    /// How many bytes were reserved.
+    pub fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// Whether it is still to be committed or aborted.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Publishes the first `len` bytes as a message with `tag`: consumers may take it now.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] when `len` is above what was reserved, and
+    /// [`Error::SlotFinished`] after a commit or abort (the reservation is unchanged by
+    /// either); [`Error::Closed`] when the segment was retired (the reservation stays, and is
+    /// aborted when dropped); [`Error::QueueCorrupt`] when the slot word was changed under it.
+    pub fn commit(&mut self, tag: u8, len: usize) -> Result<()> {
+        if !self.open {
+            return Err(Error::SlotFinished("committed or aborted"));
+        }
+        if len > self.reserved {
+            return Err(Error::OutOfRange(format!(
+                "commit length {len} is above the {} bytes reserved",
+                self.reserved
+            )));
+        }
+        let queue = &self.queue;
+        queue.segment.live()?;
+        let at = queue.slot_at(self.pos);
+        queue.segment.word(at + 8)?.store(len as u32, Ordering::Relaxed);
+        queue.segment.word(at + 12)?.store(u32::from(tag), Ordering::Relaxed);
+        self.open = false;
+        queue.finish(
+            self.pos,
+            pack(self.pos, queue.me),
+            pack(self.pos.wrapping_add(1), 0),
+            Channel::Data,
+        )
+    }
+
+    /// Gives the slot up without a message (not counted lost: nothing was put).
+    ///
+    /// # Errors
+    /// [`Error::SlotFinished`] after a commit or abort.
+    pub fn abort(&mut self) -> Result<()> {
+        if !self.open {
+            return Err(Error::SlotFinished("committed or aborted"));
+        }
+        self.open = false;
+        self.queue.free(self.pos, pack(self.pos, self.queue.me), false);
+        Ok(())
+    }
+}
+
+impl Drop for WriteSlot {
+    fn drop(&mut self) {
+        if self.open {
+            self.open = false;
+            self.queue.free(self.pos, pack(self.pos, self.queue.me), false);
+        }
+    }
+}
+
+/// A message lent in its slot: see [`SharedQueue::borrow`].
+#[derive(Debug)]
+pub struct ReadSlot {
+    queue: Arc<SharedQueue>,
+    pos: u32,
+    len: usize,
+    tag: u8,
+    open: bool,
+}
+
+impl ReadSlot {
+    /// The message's bytes, in shared memory (nobody else touches them until the release).
+    pub fn bytes(&self) -> &[AtomicU8] {
+        let at = self.payload_offset();
+        &self.queue.segment.atomic_bytes()[at..at + self.len]
+    }
+
+    /// Where [`ReadSlot::bytes`] start in the queue's segment.
+    pub fn payload_offset(&self) -> usize {
+        self.queue.slot_at(self.pos) + SLOT_HEADER_BYTES
+    }
+
+    /// The message's length in bytes (checked against the queue's maximum).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The tag its producer gave it.
+    pub fn tag(&self) -> u8 {
+        self.tag
+    }
+
+    /// Whether it is still to be released.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Frees the slot for the next lap (the message is taken; this is not a loss).
+    ///
+    /// # Errors
+    /// [`Error::SlotFinished`] after a release; [`Error::QueueCorrupt`] when the slot word was
+    /// changed under it.
+    pub fn release(&mut self) -> Result<()> {
+        if !self.open {
+            return Err(Error::SlotFinished("released"));
+        }
+        self.open = false;
+        let queue = &self.queue;
+        let pos = self.pos;
+        queue.finish(
+            pos,
+            pack(pos.wrapping_add(1), queue.me),
+            pack(pos.wrapping_add(queue.capacity), 0),
+            Channel::Space,
+        )
+    }
+}
+
+impl Drop for ReadSlot {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.release();
         }
     }
 }

@@ -202,7 +202,16 @@ fn child_holds_a_slot_until_killed() {
             thread::sleep(Duration::from_secs(60));
         }
     };
-    if mode == "put" {
+    if mode == "reserve" {
+        let queue = Arc::new(queue);
+        let slot = queue.reserve(8, None).unwrap();
+        slot.bytes()[0].store(b'r', Ordering::Relaxed);
+        stop();
+    } else if mode == "borrow" {
+        let queue = Arc::new(queue);
+        let _slot = queue.borrow(None).unwrap();
+        stop();
+    } else if mode == "put" {
         queue
             .put_with(3, 8, None, |slot| {
                 slot[0].store(b'h', Ordering::Relaxed);
@@ -391,4 +400,115 @@ fn random_garbage_never_hangs_or_panics() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+fn load(bytes: &[std::sync::atomic::AtomicU8]) -> Vec<u8> {
+    bytes.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+}
+
+#[test]
+fn reserve_commit_borrow_release_round_trip() {
+    let queue = Arc::new(queue(4, 1 << 20));
+    let _cleanup = Unlink(queue.name().to_owned());
+    let mut slot = queue.reserve(1 << 20, None).unwrap();
+    assert_eq!(slot.bytes().len(), 1 << 20);
+    for (i, b) in slot.bytes().iter().enumerate() {
+        b.store((i % 251) as u8, Ordering::Relaxed);
+    }
+    // Nothing is visible before the commit.
+    assert!(matches!(queue.get(Some(Duration::ZERO)), Err(Error::QueueEmpty)));
+    // A commit longer than the reservation changes nothing.
+    assert!(matches!(slot.commit(2, (1 << 20) + 1), Err(Error::OutOfRange(_))));
+    assert!(slot.is_open());
+    slot.commit(2, 1 << 20).unwrap();
+    assert!(matches!(slot.commit(2, 1), Err(Error::SlotFinished(_))));
+    assert!(matches!(slot.abort(), Err(Error::SlotFinished(_))));
+    drop(slot);
+
+    let mut lent = queue.borrow(None).unwrap();
+    assert_eq!((lent.tag(), lent.len()), (2, 1 << 20));
+    assert!(load(lent.bytes())
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
+    lent.release().unwrap();
+    assert!(matches!(lent.release(), Err(Error::SlotFinished(_))));
+
+    // A shorter commit, then get() sees exactly those bytes.
+    let mut slot = queue.reserve(16, None).unwrap();
+    for b in &slot.bytes()[..5] {
+        b.store(b'x', Ordering::Relaxed);
+    }
+    slot.commit(1, 5).unwrap();
+    assert_eq!(queue.get(None).unwrap().bytes, b"xxxxx");
+
+    // Too large for the queue; an abort puts nothing and loses nothing; a dropped borrow is
+    // released; a dropped reservation is aborted.
+    assert!(matches!(
+        queue.reserve((1 << 20) + 1, None),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    let mut slot = queue.reserve(4, None).unwrap();
+    queue.put(0, b"behind", None).unwrap();
+    slot.abort().unwrap();
+    drop(queue.reserve(4, None).unwrap());
+    queue.put(0, b"next", None).unwrap();
+    drop(queue.borrow(None).unwrap());
+    assert_eq!(queue.get(None).unwrap().bytes, b"next");
+    assert_eq!(queue.lost(), 0);
+    assert!(queue.is_empty());
+    // Laps keep working after all of that.
+    for i in 0..20u8 {
+        let mut slot = queue.reserve(1, None).unwrap();
+        slot.bytes()[0].store(i, Ordering::Relaxed);
+        slot.commit(2, 1).unwrap();
+        let mut lent = queue.borrow(None).unwrap();
+        assert_eq!(load(lent.bytes()), [i]);
+        lent.release().unwrap();
+    }
+}
+
+#[test]
+fn a_process_killed_holding_a_reservation_or_a_borrow_loses_one_message() {
+    let queue = Arc::new(queue(2, 16));
+    let _cleanup = Unlink(queue.name().to_owned());
+
+    let mut child = run_child_until_holding(queue.name(), "reserve");
+    queue.put(0, b"after-reserve", None).unwrap();
+    assert!(matches!(
+        queue.get(Some(Duration::from_millis(120))),
+        Err(Error::QueueEmpty)
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(queue.get(Some(Duration::from_secs(5))).unwrap().bytes, b"after-reserve");
+    assert_eq!(queue.lost(), 1);
+
+    queue.put(0, b"lent", None).unwrap();
+    let mut child = run_child_until_holding(queue.name(), "borrow");
+    queue.put(0, b"one", None).unwrap();
+    assert!(matches!(
+        queue.put(0, b"two", Some(Duration::from_millis(120))),
+        Err(Error::QueueFull)
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    queue.put(0, b"two", Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(queue.lost(), 2);
+    assert_eq!(queue.get(None).unwrap().bytes, b"one");
+    assert_eq!(queue.get(None).unwrap().bytes, b"two");
+}
+
+#[test]
+fn a_hostile_length_is_never_lent() {
+    let queue = Arc::new(queue(4, 64));
+    let _cleanup = Unlink(queue.name().to_owned());
+    queue.put(0, b"first", None).unwrap();
+    queue.put(0, b"second", None).unwrap();
+    write32(queue.segment(), HEADER_BYTES + 8, 65);
+    assert!(matches!(queue.borrow(None), Err(Error::QueueCorrupt(_))));
+    assert_eq!(queue.lost(), 1);
+    let lent = queue.borrow(None).unwrap();
+    assert_eq!(load(lent.bytes()), b"second");
+    assert!(lent.payload_offset() + lent.len() <= queue.segment().len());
 }

@@ -15,4 +15,4 @@ pub use callback::{define, Call};
 pub use external::{external, has_shared_array_buffers, External, Refused};
 pub use reference::{Held, Reference};
 pub use value::*;
-pub use view::{View, ViewError};
+pub use view::{detach_buffer, View, ViewError};

@@ -183,6 +183,21 @@ impl View {
     }
 }
 
+/// Detaches the ArrayBuffer under the Buffer `buffer` refers to (a Buffer of this env): every
+/// view of it reads as length 0 from then on. Detaching twice is harmless.
+pub fn detach_buffer(env: &Env, buffer: &Reference) -> Result<(), Code> {
+    let value = buffer.raw_value(env)?;
+    if value.is_null() {
+        return Ok(()); // a weak reference whose Buffer JS has collected
+    }
+    let array_buffer = array_buffer_of(env, value)?;
+    check(
+        // SAFETY: a live ArrayBuffer of this env; external ones are detachable.
+        unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer.raw()) },
+        "napi_detach_arraybuffer",
+    )
+}
+
 /// The ArrayBuffer under a Buffer (a Uint8Array) of this env.
 fn array_buffer_of(env: &Env, typed_array: sys::napi_value) -> Result<Unknown<'_>, Code> {
     let mut kind = 0;

@@ -70,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
                         mem[at].store(0, Ordering::Relaxed);
                     }
                 }
+                // Real peers pause between writes. One that never does makes every access
+                // retry for the whole change limit (1 s) before its error, which only slows
+                // the fuzzer; the race within a pass is what is fuzzed.
+                std::thread::sleep(std::time::Duration::from_micros(20));
             }
         });
         operations(&segment, &layout, &items);

@@ -15,38 +15,76 @@ use std::time::{Duration, Instant};
 /// signed byte it is -1, which CPython does not map to anything).
 pub(super) const CODE_BUSY: u8 = 0xff;
 
-/// How long an item may stay busy before its writer is presumed dead (SIGKILLed mid-write),
-/// and how long a reader retries an item that changes under every copy.
-/// Far longer than any write, and than a scheduler time slice a live writer may lose.
+/// How long an item may stay busy on every look before its writer is presumed dead
+/// (SIGKILLed mid-write). Far longer than any write, and than a scheduler time slice a live
+/// writer may lose; the clock restarts whenever the item is seen free or changed, so live
+/// writers taking it in turn are never mistaken for a dead one.
 pub(super) const BUSY_LIMIT: Duration = Duration::from_millis(200);
+
+/// How long a reader retries an item that changes under every copy, and a writer tries to
+/// take one that other writers keep taking first, before giving up with an error rather than
+/// waiting without end on peers that never pause.
+pub(super) const CHANGE_LIMIT: Duration = Duration::from_millis(1000);
+
+/// What one look at an item found, when it was not the one wanted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Its code read busy: a shmkit writer holds it (or died holding it).
+    Held,
+    /// It was free but changed under the copy, or another writer took it first: progress.
+    Changed,
+}
+
+/// Why [`Backoff::wait`] gave up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum GaveUp {
+    /// Busy on every look for [`BUSY_LIMIT`]: its writer died mid-write.
+    Held,
+    /// Changing for [`CHANGE_LIMIT`]: peers rewrite it without pause.
+    Changing,
+}
 
 /// Waits politely: spins first, then yields the CPU to the writer that holds the item.
 pub(super) struct Backoff {
     spins: u32,
-    deadline: Option<Instant>,
+    started: Option<Instant>,
+    held_since: Option<Instant>,
 }
 
 impl Backoff {
     pub(super) fn new() -> Self {
         Backoff {
             spins: 0,
-            deadline: None,
+            started: None,
+            held_since: None,
         }
     }
 
-    /// Waits a little; `false` once [`BUSY_LIMIT`] has passed.
-    pub(super) fn wait(&mut self) -> bool {
+    /// Waits a little after a look that found `look`; gives up once the item has been held on
+    /// every look for [`BUSY_LIMIT`], or has kept changing for [`CHANGE_LIMIT`].
+    pub(super) fn wait(&mut self, look: Look) -> Result<(), GaveUp> {
         self.spins = self.spins.saturating_add(1);
         if self.spins < 200 {
             std::hint::spin_loop();
-            return true;
+            return Ok(());
         }
         let now = Instant::now();
-        let deadline = *self
-            .deadline
-            .get_or_insert_with(|| now.checked_add(BUSY_LIMIT).unwrap_or(now));
+        let started = *self.started.get_or_insert(now);
+        let held_since = match look {
+            Look::Changed => {
+                self.held_since = None;
+                now
+            }
+            Look::Held => *self.held_since.get_or_insert(now),
+        };
+        if now.saturating_duration_since(held_since) >= BUSY_LIMIT {
+            return Err(GaveUp::Held);
+        }
+        if now.saturating_duration_since(started) >= CHANGE_LIMIT {
+            return Err(GaveUp::Changing);
+        }
         std::thread::yield_now();
-        Instant::now() < deadline
+        Ok(())
     }
 }
 
@@ -64,26 +102,35 @@ pub(super) struct ItemLock<'m> {
 
 impl<'m> ItemLock<'m> {
     /// Takes the item whose code byte is `code`, waiting while another shmkit writer holds
-    /// it; a holder busy past [`BUSY_LIMIT`] died mid-write and is overtaken (this write
-    /// repairs the item).
-    pub(super) fn acquire(code: &'m AtomicU8, format: &'m [AtomicU8], slot: &'m [AtomicU8]) -> Self {
+    /// it; a holder that keeps it busy on every look for [`BUSY_LIMIT`] died mid-write and is
+    /// overtaken (this write repairs the item).
+    ///
+    /// # Errors
+    /// [`GaveUp::Changing`] when other writers took the item first on every try for
+    /// [`CHANGE_LIMIT`].
+    pub(super) fn acquire(code: &'m AtomicU8, format: &'m [AtomicU8], slot: &'m [AtomicU8]) -> Result<Self, GaveUp> {
         let mut backoff = Backoff::new();
-        let mut holder_alive = true;
+        let mut holder_dead = false;
         loop {
             let current = code.load(Ordering::Relaxed);
-            if (current != CODE_BUSY || !holder_alive)
+            let held = current == CODE_BUSY;
+            if (!held || holder_dead)
                 && code
                     .compare_exchange(current, CODE_BUSY, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 break;
             }
-            holder_alive = backoff.wait();
+            match backoff.wait(if held { Look::Held } else { Look::Changed }) {
+                Ok(()) => {}
+                Err(GaveUp::Held) => holder_dead = true,
+                Err(GaveUp::Changing) => return Err(GaveUp::Changing),
+            }
         }
         // Readers that see any store made through the guard then see "busy" (or a later code)
         // after it.
         fence(Ordering::Release);
-        ItemLock { code, format, slot }
+        Ok(ItemLock { code, format, slot })
     }
 
     /// Writes the item: `write_data` fills its slot, then `format` is stored, and the item is
@@ -92,5 +139,86 @@ impl<'m> ItemLock<'m> {
         write_data(self.slot);
         super::store_bytes(self.format, format);
         self.code.store(code, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+    use std::time::Instant;
+
+    /// Writers that take one item in turn without pause, each holding it far longer than it
+    /// leaves it free, for longer than [`BUSY_LIMIT`]: a waiting writer sees them change hands
+    /// and never presumes a live holder dead (which would let two writes interleave).
+    #[test]
+    fn live_writers_taking_turns_are_never_overtaken() {
+        let code = AtomicU8::new(1);
+        let format: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0)).collect();
+        let slot: Vec<AtomicU8> = (0..16).map(|_| AtomicU8::new(0)).collect();
+        let inside = AtomicU32::new(0);
+        let overlaps = AtomicU32::new(0);
+        let stop = AtomicBool::new(false);
+        let run_for = BUSY_LIMIT * 3;
+        let writes: Vec<u32> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut writes = 0u32;
+                        let end = Instant::now() + run_for;
+                        while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                            let Ok(lock) = ItemLock::acquire(&code, &format, &slot) else {
+                                continue;
+                            };
+                            if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                                overlaps.fetch_add(1, Ordering::SeqCst);
+                            }
+                            // Hold it a while, as a long str write or a preempted writer would.
+                            let held = Instant::now();
+                            while held.elapsed() < Duration::from_micros(50) {
+                                std::hint::spin_loop();
+                            }
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            lock.publish(|_| {}, &[0; 8], 1);
+                            writes += 1;
+                        }
+                        writes
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap_or(0)).collect()
+        });
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0, "writes interleaved: {writes:?}");
+        assert!(writes.iter().all(|&w| w > 0), "every writer got its turn: {writes:?}");
+    }
+
+    /// A holder that never lets go (a writer SIGKILLed mid-write) is overtaken once the item
+    /// has been busy on every look for [`BUSY_LIMIT`], and the item is free again afterwards.
+    #[test]
+    fn a_dead_holder_is_overtaken_after_the_limit() {
+        let code = AtomicU8::new(CODE_BUSY);
+        let format: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0)).collect();
+        let slot: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0)).collect();
+        let started = Instant::now();
+        let lock = ItemLock::acquire(&code, &format, &slot).expect("a dead holder is overtaken");
+        assert!(started.elapsed() >= BUSY_LIMIT);
+        lock.publish(|_| {}, &[b'q', 0, 0, 0, 0, 0, 0, 0], 0);
+        assert_eq!(code.load(Ordering::SeqCst), 0);
+    }
+
+    /// A code that changes on every look (peers, or hostile bytes, that never pause) ends the
+    /// wait with [`GaveUp::Changing`] after [`CHANGE_LIMIT`], never a hang.
+    #[test]
+    fn an_item_changing_without_pause_ends_the_wait() {
+        let mut backoff = Backoff::new();
+        let started = Instant::now();
+        let gave_up = loop {
+            if let Err(why) = backoff.wait(Look::Changed) {
+                break why;
+            }
+        };
+        assert_eq!(gave_up, GaveUp::Changing);
+        assert!(started.elapsed() >= CHANGE_LIMIT);
     }
 }

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 mod item_lock;
 
-use item_lock::{Backoff, ItemLock, BUSY_LIMIT, CODE_BUSY};
+use item_lock::{Backoff, GaveUp, ItemLock, Look, CHANGE_LIMIT, CODE_BUSY};
 
 use crate::segment::{atomic_slice, fill_bytes, load_bytes, load_word, store_bytes};
 use crate::{Error, Result};
@@ -549,9 +549,9 @@ impl Layout {
     /// are one 8-byte atomic load each. str/bytes are copied into `scratch`.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the item is invalid or not UTF-8, stayed mid-write past the
-    /// limit (its writer died between its stores; setting the item again repairs it), or
-    /// changed during every read for as long.
+    /// [`Error::Corrupt`] when the item is invalid or not UTF-8, stayed mid-write on every
+    /// look for 200 ms (its writer died between its stores; setting the item again repairs
+    /// it), or changed under every copy for 1 s (peers rewriting it without pause).
     pub fn read_live<'s>(&self, mem: &[AtomicU8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
         let copied = self
             .copy_live(mem, index, scratch, Wanted::Data)?
@@ -583,10 +583,11 @@ impl Layout {
                 if wanted == Wanted::HeadUnlessBusy {
                     return Ok(None);
                 }
-                if !backoff.wait() {
-                    return Ok(None);
+                match backoff.wait(Look::Held) {
+                    Ok(()) => continue,
+                    Err(GaveUp::Held) => return Ok(None),
+                    Err(GaveUp::Changing) => return Err(changing(index)),
                 }
-                continue;
             }
             let first_format = load8(format);
             let kind = kind_of(&first_format, before, fields.slot.len(), index);
@@ -633,11 +634,10 @@ impl Layout {
                     word,
                 }));
             }
-            if !backoff.wait() {
-                return Err(corrupt(format!(
-                    "item {index} changed during every read for {} ms (a writer that does not lock it, such as CPython, is writing it without pause)",
-                    BUSY_LIMIT.as_millis()
-                )));
+            match backoff.wait(Look::Changed) {
+                Ok(()) => {}
+                Err(GaveUp::Held) => return Ok(None),
+                Err(GaveUp::Changing) => return Err(changing(index)),
             }
         }
     }
@@ -713,11 +713,13 @@ impl Layout {
     /// The item's code byte is compare-and-swapped to "busy" (waiting while another shmkit
     /// writer holds it), then data and format are stored and the final code released, so two
     /// shmkit writers of one item never interleave and readers can tell a write overlapped
-    /// their copy. A writer that died holding an item is overtaken after 200 ms.
+    /// their copy. A writer that died holding an item (busy on every look for 200 ms) is
+    /// overtaken.
     ///
     /// # Errors
     /// [`Error::ValueTooLarge`] when a str/bytes is longer than the slot (or than
-    /// [`MAX_SLOT_LEN`], all a format can express), with both lengths.
+    /// [`MAX_SLOT_LEN`], all a format can express), with both lengths; [`Error::Corrupt`]
+    /// when other writers took the item first on every try for 1 s.
     pub fn set(&self, mem: &[AtomicU8], index: usize, item: &Item<'_>) -> Result<()> {
         let allocated = self.capacity(index);
         let needed = match item {
@@ -736,7 +738,9 @@ impl Layout {
         let code_cell = cell(mem, fields.code)?;
         let format_cell = region(mem, fields.format, FORMAT_LEN)?;
         let slot = region(mem, fields.slot.start, fields.slot.len())?;
-        ItemLock::acquire(code_cell, format_cell, slot).publish(|slot| write_data(slot, item), &format, code);
+        ItemLock::acquire(code_cell, format_cell, slot)
+            .map_err(|_| changing(index))?
+            .publish(|slot| write_data(slot, item), &format, code);
         Ok(())
     }
 
@@ -890,6 +894,13 @@ fn write_padded(slot: &[AtomicU8], value: &[u8]) {
         store_bytes(head, value);
         fill_bytes(rest, 0);
     }
+}
+
+fn changing(index: usize) -> Error {
+    corrupt(format!(
+        "item {index} changed under every try for {} ms: peers rewrite it without pause (CPython writers do not lock it)",
+        CHANGE_LIMIT.as_millis()
+    ))
 }
 
 fn mid_write(index: usize) -> Error {
