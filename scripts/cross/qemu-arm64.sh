@@ -72,7 +72,8 @@ core_tests() {
 
 ava_suites() {
   xcargo build "${BUILD[@]}" -p shmkit-node
-  local tree="$CROSS_TARGET_DIR/arm64-tree" failed=0 summaries=()
+  # SHMKIT_QEMU_TREE: another test tree, for a second run while one is still using the default.
+  local tree="${SHMKIT_QEMU_TREE:-$CROSS_TARGET_DIR/arm64-tree}" failed=0 summaries=()
   test_tree "$tree" --os=linux --cpu=arm64 --libc=glibc
   cp "$CROSS_TARGET_DIR/$TARGET/release/libshmkit_node.so" "$tree/shmkit.linux-arm64-gnu.node"
   for version in "${NODES[@]}"; do
