@@ -281,6 +281,9 @@ test('a producer SIGKILLed in the middle of a put: the queue goes on and counts 
       }
       return false
     }
+    // The 10 s count from the producer's start: under emulation (qemu-user, a loaded machine)
+    // starting it can take longer than that, and the kill then came before its first put.
+    await Promise.race([new Promise((r) => producer.child.once('message', r)), producer.done.catch(() => {})])
     const deadline = Date.now() + 10_000
     for (;;) {
       while (!claimed() && Date.now() < deadline) {
