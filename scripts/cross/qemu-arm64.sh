@@ -87,6 +87,7 @@ ava_suites() {
       summaries+=("qemu arm64 Node $version ($((SECONDS - start)) s): FAILED: $(ava_summary "$log")")
       failed=1
     fi
+    echo "-- ava under qemu-aarch64, Node $version: $((SECONDS - start)) s"
   done
   printf '%s\n' "${summaries[@]}"
   return $failed
