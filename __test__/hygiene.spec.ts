@@ -61,5 +61,9 @@ test(`${CYCLES} ShareableList open/get/close cycles leave RSS and the V8 heap fl
   // qemu-user: 5.0 -> 6.0 MiB). The bound there is 4 MiB, still far below that leak's +12.
   const heapBound = (EMULATOR ? 4 : 1) * 2 ** 20
   t.true(after.heapTotal - before.heapTotal < heapBound, `the V8 heap grew ${mib(after.heapTotal - before.heapTotal)} MiB`)
-  if (rssReadable(t, before, after)) t.true(after.rss - before.rss < 4 * 2 ** 20, `RSS grew ${mib(after.rss - before.rss)} MiB`)
+  // Under emulation VmRSS is the emulator's, whose buffer of translated code grows with every
+  // function V8 compiles late in the run (seen: +5.7 MiB under qemu-user, Node 20). 16 MiB there:
+  // a mapping kept per cycle would be 40 MiB at 10 000 cycles.
+  const rssBound = (EMULATOR ? 16 : 4) * 2 ** 20
+  if (rssReadable(t, before, after)) t.true(after.rss - before.rss < rssBound, `RSS grew ${mib(after.rss - before.rss)} MiB`)
 })
