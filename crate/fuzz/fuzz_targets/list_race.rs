@@ -9,10 +9,14 @@
 #![no_main]
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use shmkit_core::list::{Item, Layout};
 use shmkit_core::Segment;
+
+/// How long the rewriting thread races, then rests, in turn.
+const BURST: Duration = Duration::from_millis(1);
 
 const TEXTS: [&str; 4] = ["", "howdy", "héllo wörld", "a string of thirty-one bytes..."];
 
@@ -37,7 +41,9 @@ impl Drop for Unlink<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&count, rest)) = data.split_first() else { return };
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
     let count = usize::from(count % 16);
     if rest.len() < count {
         return;
@@ -59,21 +65,24 @@ fuzz_target!(|data: &[u8]| {
             if triples.is_empty() {
                 return;
             }
+            // Bursts of rewriting with quiet gaps, as real peers pause between writes: every
+            // operation still races a burst, and none waits out the reader's whole change limit
+            // (1 s, what a peer that never pauses costs each access), which only slows the fuzzer.
             while !done.load(Ordering::Relaxed) {
-                for t in &triples {
-                    let at = usize::from(u16::from_le_bytes([t[0], t[1]])) % mem.len();
-                    mem[at].store(t[2], Ordering::Relaxed);
-                    if t[2] == 0xff {
-                        // A "busy" code left for good would make every access wait for a
-                        // writer that does not exist (200 ms each): keep it transient.
-                        std::hint::spin_loop();
-                        mem[at].store(0, Ordering::Relaxed);
+                let burst_end = Instant::now() + BURST;
+                while Instant::now() < burst_end {
+                    for t in &triples {
+                        let at = usize::from(u16::from_le_bytes([t[0], t[1]])) % mem.len();
+                        mem[at].store(t[2], Ordering::Relaxed);
+                        if t[2] == 0xff {
+                            // A "busy" code left for good would make every access wait for a
+                            // writer that does not exist (200 ms each): keep it transient.
+                            std::hint::spin_loop();
+                            mem[at].store(0, Ordering::Relaxed);
+                        }
                     }
                 }
-                // Real peers pause between writes. One that never does makes every access
-                // retry for the whole change limit (1 s) before its error, which only slows
-                // the fuzzer; the race within a pass is what is fuzzed.
-                std::thread::sleep(std::time::Duration::from_micros(20));
+                std::thread::sleep(BURST);
             }
         });
         operations(&segment, &layout, &items);
