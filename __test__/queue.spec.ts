@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads'
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory, SharedQueue } from '../index.js'
-import { FIXTURES, iterations, runChild, runs } from './helpers.js'
+import { EMULATOR, FIXTURES, iterations, runChild, runs } from './helpers.js'
 
 const ROOT = join(FIXTURES, '..', '..')
 
@@ -390,6 +390,9 @@ function sum(bytes: Uint8Array): number {
 test('1 MiB messages through borrowed slots, both ways between processes, without copies', async (t) => {
   const MiB = 1 << 20
   const COUNT = 6
+  // The first borrow waits for the child to start: seconds of CPU under emulation, where 10 s
+  // ran out on a loaded machine (qemu-user) before the child had put anything.
+  const WAIT = EMULATOR ? 120_000 : 10_000
   const queue = scratch(t, { capacity: 2, maxMessageSize: MiB })
   const expected = Array.from({ length: COUNT }, (_, i) => {
     const bytes = new Uint8Array(MiB)
@@ -400,7 +403,7 @@ test('1 MiB messages through borrowed slots, both ways between processes, withou
   // A child reserves and commits; this process borrows and releases.
   const producer = forkPeer(['big-reserve', queue.name, String(COUNT)])
   for (let i = 0; i < COUNT; i++) {
-    const lent = queue.borrow({ timeout: 10_000 })
+    const lent = queue.borrow({ timeout: WAIT })
     t.is(lent.tag, 2)
     t.deepEqual([lent.bytes.length, sum(lent.bytes)], expected[i], `message ${i}`)
     lent.release()
@@ -410,7 +413,7 @@ test('1 MiB messages through borrowed slots, both ways between processes, withou
   // This process reserves and commits; a child borrows and reports what it saw.
   const consumer = forkPeer(['big-borrow', queue.name, String(COUNT)])
   for (let i = 0; i < COUNT; i++) {
-    const slot = queue.reserve(MiB, { timeout: 10_000 })
+    const slot = queue.reserve(MiB, { timeout: WAIT })
     pattern(slot.bytes, i)
     slot.commit()
   }
