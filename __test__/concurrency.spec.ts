@@ -5,11 +5,13 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { ShareableList, SharedMemory } from '../index.js'
-import { FIXTURES, PY_ATTACH, type Python, needs, pythons, runChild, runPython, uniqueName } from './helpers.js'
+import { FIXTURES, PY_ATTACH, type Python, iterations, needs, pythons, runChild, runPython, uniqueName } from './helpers.js'
 
-const PROCESSES = 8
+// Under emulation every process starts a Node under qemu (seconds of CPU each): 4 there.
+const PROCESSES = iterations(8, 4)
 const WORKERS = 4
-const PER_ADDER = 250_000
+// Scaled down under emulation (SHMKIT_ITERATION_SCALE): 12 adders still interleave.
+const PER_ADDER = iterations(250_000, 10_000)
 
 test(`${PROCESSES} processes and ${WORKERS} worker threads × ${PER_ADDER} Atomics.add: exact totals`, async (t) => {
   const shm = SharedMemory.create(64)
@@ -180,7 +182,9 @@ needs('CPython', PYS.length > 0).serial('Node processes that only read a list le
 
 test.serial('openers racing a list creator get ENOENT or the whole list, never an empty or partial one', async (t) => {
   const name = uniqueName('lrace')
-  const items = Array.from({ length: 1_000_000 }, (_, i) => (i % 2 ? `item ${i}` : i))
+  // Big, so that creating it takes a while: openers race its whole write. Emulated, a tenth of
+  // that still takes seconds (SHMKIT_ITERATION_SCALE).
+  const items = Array.from({ length: iterations(1_000_000, 100_000) }, (_, i) => (i % 2 ? `item ${i}` : i))
   t.teardown(() => {
     try {
       SharedMemory.open(name).unlink()

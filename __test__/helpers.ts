@@ -30,6 +30,39 @@ export function needs(tool: string, present: boolean): TestFn {
   return Object.assign(skip, { serial: skip }) as unknown as TestFn
 }
 
+/**
+ * The emulator this spec runs under, as the emulated runs declare it (scripts/cross/qemu-arm64.sh
+ * sets SHMKIT_EMULATOR=qemu-user), or Wine, which is recognized by its files; '' on hardware.
+ */
+export const EMULATOR = process.env.SHMKIT_EMULATOR || (UNDER_WINE ? 'Wine' : '')
+
+/**
+ * `n` iterations scaled by SHMKIT_ITERATION_SCALE, a factor in (0, 1] that an emulated run sets
+ * (under qemu-user every JS and native instruction is translated, 10–50× slower): the spec
+ * asserts the same behaviour over fewer rounds. At least `min`; unset, exactly `n`.
+ */
+export function iterations(n: number, min = 1): number {
+  const raw = process.env.SHMKIT_ITERATION_SCALE
+  if (raw === undefined || raw === '') return n
+  const scale = Number(raw)
+  if (!(scale > 0 && scale <= 1)) throw new Error(`SHMKIT_ITERATION_SCALE must be a number in (0, 1], not ${JSON.stringify(raw)}`)
+  return Math.max(min, Math.round(n * scale))
+}
+
+/**
+ * `test` natively; under an emulator `test.skip` instead, printing the reason (for specs whose
+ * subject does not depend on the platform and that the native run already covers). `reason`
+ * must hold no colon: scripts/cross/lib-tree.sh's summary reads up to the first one.
+ */
+export function nativeOnly(reason: string): TestFn {
+  if (!EMULATOR) return test
+  const skip = (title: string, ...rest: unknown[]) => {
+    console.log(`skipped under ${EMULATOR}, run natively only (${reason}): ${title}`)
+    return (test.skip as (...args: unknown[]) => void)(title, ...rest)
+  }
+  return Object.assign(skip, { serial: skip }) as unknown as TestFn
+}
+
 /** Whether `command` runs here (`--version` exits 0). */
 export function runs(command: string): boolean {
   return spawnSync(command, ['--version'], { stdio: 'ignore', shell: process.platform === 'win32' }).status === 0

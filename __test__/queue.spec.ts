@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads'
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory, SharedQueue } from '../index.js'
-import { FIXTURES, runChild, runs } from './helpers.js'
+import { EMULATOR, FIXTURES, iterations, runChild, runs } from './helpers.js'
 
 const ROOT = join(FIXTURES, '..', '..')
 
@@ -232,7 +232,8 @@ function checkDelivery(t: ExecutionContext, consumers: [number, number][][], pro
 }
 
 test('4 producers × 4 consumers in processes and workers: each message exactly once, in producer order', async (t) => {
-  const EACH = 3000
+  // Scaled down under emulation (SHMKIT_ITERATION_SCALE): 64 slots still wrap many times.
+  const EACH = iterations(3000, 300)
   const queue = scratch(t, { capacity: 64, maxMessageSize: 128 })
   const consumers = [
     forkPeer(['consume', queue.name]),
@@ -280,11 +281,24 @@ test('a producer SIGKILLed in the middle of a put: the queue goes on and counts 
       }
       return false
     }
+    // The 10 s count from the producer's start: under emulation (qemu-user, a loaded machine)
+    // starting it can take longer than that, and the kill then came before its first put.
+    await Promise.race([new Promise((r) => producer.child.once('message', r)), producer.done.catch(() => {})])
     const deadline = Date.now() + 10_000
-    while (!claimed() && Date.now() < deadline) {
-      if (queue.full()) break
-      await new Promise<void>((r) => setImmediate(r))
-      for (let spin = 0; spin < 20_000 && !claimed(); spin++);
+    for (;;) {
+      while (!claimed() && Date.now() < deadline) {
+        if (queue.full()) break
+        await new Promise<void>((r) => setImmediate(r))
+        for (let spin = 0; spin < 20_000 && !claimed(); spin++);
+      }
+      // Where there are signals to stop it, the producer is frozen first and killed only if it
+      // is still mid-put: under emulation (qemu-user) it copied the whole message between this
+      // process seeing the claim and the kill landing, round after round.
+      if (process.platform === 'win32' || !claimed() || Date.now() >= deadline) break
+      producer.child.kill('SIGSTOP')
+      await new Promise((r) => setTimeout(r, 20))
+      if (claimed()) break
+      producer.child.kill('SIGCONT')
     }
     producer.child.kill('SIGKILL')
     await new Promise((r) => producer.child.once('exit', r))
@@ -376,6 +390,9 @@ function sum(bytes: Uint8Array): number {
 test('1 MiB messages through borrowed slots, both ways between processes, without copies', async (t) => {
   const MiB = 1 << 20
   const COUNT = 6
+  // The first borrow waits for the child to start: seconds of CPU under emulation, where 10 s
+  // ran out on a loaded machine (qemu-user) before the child had put anything.
+  const WAIT = EMULATOR ? 120_000 : 10_000
   const queue = scratch(t, { capacity: 2, maxMessageSize: MiB })
   const expected = Array.from({ length: COUNT }, (_, i) => {
     const bytes = new Uint8Array(MiB)
@@ -386,7 +403,7 @@ test('1 MiB messages through borrowed slots, both ways between processes, withou
   // A child reserves and commits; this process borrows and releases.
   const producer = forkPeer(['big-reserve', queue.name, String(COUNT)])
   for (let i = 0; i < COUNT; i++) {
-    const lent = queue.borrow({ timeout: 10_000 })
+    const lent = queue.borrow({ timeout: WAIT })
     t.is(lent.tag, 2)
     t.deepEqual([lent.bytes.length, sum(lent.bytes)], expected[i], `message ${i}`)
     lent.release()
@@ -396,7 +413,7 @@ test('1 MiB messages through borrowed slots, both ways between processes, withou
   // This process reserves and commits; a child borrows and reports what it saw.
   const consumer = forkPeer(['big-borrow', queue.name, String(COUNT)])
   for (let i = 0; i < COUNT; i++) {
-    const slot = queue.reserve(MiB, { timeout: 10_000 })
+    const slot = queue.reserve(MiB, { timeout: WAIT })
     pattern(slot.bytes, i)
     slot.commit()
   }

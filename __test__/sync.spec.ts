@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { SharedMemory, ShmLock } from '../index.js'
-import { FIXTURES, runChild } from './helpers.js'
+import { EMULATOR, FIXTURES, runChild } from './helpers.js'
 
 /** A fresh 4 KiB segment, unlinked when the test ends. */
 function scratch(t: { teardown: (fn: () => void) => void }): SharedMemory {
@@ -60,7 +60,11 @@ test('waitAsync leaves the event loop free; a notify from another process settle
   let waiting: Promise<string> | undefined
   // The child's 500 ms start when this process starts waiting: starting a process takes long
   // enough under emulation (Wine, qemu) to use them up otherwise.
-  const { code, messages } = await runChild('notify-later.cjs', [shm.name, '8', '500', 'after-go'], {
+  // Under emulation the waiter's thread can still be on its way into the wait 500 ms later (a
+  // loaded 2-core machine, qemu-user): the notify then wakes nobody and the waiter sees the new
+  // value itself ('ok', woken 0). 3 s there, so that the notify is what wakes it.
+  const delay = EMULATOR ? '3000' : '500'
+  const { code, messages } = await runChild('notify-later.cjs', [shm.name, '8', delay, 'after-go'], {
     onMessage: (m, child) => {
       if (m !== 'ready') return
       const timer = setInterval(() => (ticks += 1), 10)

@@ -19,12 +19,13 @@ test_tree() {
 }
 
 # ava_summary LOG: "N passed, N failed, N skipped" from an ava log (with failures ava leaves
-# the passed count out of its own summary), then the reasons the specs printed for skipping.
+# the passed count out of its own summary), then the reasons the specs printed for skipping
+# ("skipped under <emulator>, <why>: <title>" or "skipped: <why>: <title>", see helpers.ts).
 ava_summary() {
   local passed failed skipped
   passed="$(grep -cE '^\s+(✔|√) ' "$1" || true)"
   failed="$(grep -cE '^\s+(✘|×) ' "$1" || true)"
   skipped="$(grep -cE '^\s+- \[skip\] ' "$1" || true)"
   echo "$passed passed, $failed failed, $skipped skipped"
-  grep -oE 'skipped under [A-Za-z]+, which has no .*' "$1" | sed 's/^/    /' || true
+  grep -oE 'skipped( under [^:]+)?: .*' "$1" | sort -u | sed 's/^/    /' || true
 }
