@@ -106,6 +106,17 @@ impl Backoff {
     }
 }
 
+/// Watches a busy code for a few microseconds: `true` if its holder let go meanwhile. A holder
+/// that takes the item again at once leaves it free for well under a microsecond between its
+/// writes, so an occasional look would find it busy every time and take a live writer for a
+/// dead one.
+pub(super) fn watch_for_release(code: &AtomicU8) -> bool {
+    (0..WATCH_LOADS).any(|_| {
+        std::hint::spin_loop();
+        code.load(Ordering::Relaxed) != CODE_BUSY
+    })
+}
+
 /// One item held by this writer. Its code reads [`CODE_BUSY`] from [`ItemLock::acquire`] to
 /// [`ItemLock::publish`], and the guard is the only way this code writes the item's slot and
 /// format, so nothing is written outside the lock. A guard dropped without `publish` leaves
@@ -139,14 +150,7 @@ impl<'m> ItemLock<'m> {
             {
                 break;
             }
-            // A holder that takes the item again at once leaves it free for well under a
-            // microsecond between its writes: watch the code for a while, or an occasional
-            // look would find it busy every time and take a live writer for a dead one.
-            let freed = held
-                && (0..WATCH_LOADS).any(|_| {
-                    std::hint::spin_loop();
-                    code.load(Ordering::Relaxed) != CODE_BUSY
-                });
+            let freed = held && watch_for_release(code);
             match backoff.wait(if held && !freed { Look::Held } else { Look::Changed }) {
                 Ok(()) => {}
                 Err(GaveUp::Held) => holder_dead = true,

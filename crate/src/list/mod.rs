@@ -45,7 +45,9 @@ use std::time::{Duration, Instant};
 
 mod item_lock;
 
-use item_lock::{Backoff, GaveUp, ItemLock, Look, BUSY_LIMIT, CHANGE_LIMIT, CODE_BUSY, WRITER_CHANGE_LIMIT};
+use item_lock::{
+    watch_for_release, Backoff, GaveUp, ItemLock, Look, BUSY_LIMIT, CHANGE_LIMIT, CODE_BUSY, WRITER_CHANGE_LIMIT,
+};
 
 use crate::segment::{atomic_slice, fill_bytes, load_bytes, load_word, store_bytes};
 use crate::{Error, Result};
@@ -583,7 +585,12 @@ impl Layout {
                 if wanted == Wanted::HeadUnlessBusy {
                     return Ok(None);
                 }
-                match backoff.wait(Look::Held) {
+                let look = if watch_for_release(code) {
+                    Look::Changed
+                } else {
+                    Look::Held
+                };
+                match backoff.wait(look) {
                     Ok(()) => continue,
                     Err(GaveUp::Held) => return Ok(None),
                     Err(GaveUp::Changing) => return Err(changing(index)),
