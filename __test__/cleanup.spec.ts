@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { SharedMemory, trackerPid } from '../index.js'
-import { FIXTURES, runChild } from './helpers.js'
+import { FIXTURES, onlyWhere, runChild } from './helpers.js'
 
 const posix = process.platform !== 'win32'
 
@@ -67,8 +67,7 @@ const paths: Array<[string, string, (child: ChildProcess) => void]> = [
 // POSIX: the tracker unlinks what was tracked; `track: false` outlives its creator. Windows:
 // every section, tracked or not, dies with its creator's last handle, by whatever path it ends.
 for (const [what, how, end] of paths) {
-  test(`a creator that ${what} leaves none of its segments behind`, async (t) => {
-    if (!posix && (how === 'group' || how === 'crash')) return t.pass('process groups and SIGSEGV are POSIX')
+  onlyWhere(posix || (how !== 'group' && how !== 'crash'), 'process groups and SIGSEGV are POSIX')(`a creator that ${what} leaves none of its segments behind`, async (t) => {
     const { child, report } = await start(how, how === 'group')
     t.teardown(() => {
       child.kill('SIGKILL')
@@ -103,8 +102,7 @@ test('attaching never unlinks: a process that attaches and exits leaves the segm
   shm.close()
 })
 
-test('unlink() forgets the tracking: no double unlink of a re-created name', async (t) => {
-  if (!posix) return t.pass()
+onlyWhere(posix, 'Windows sections die with their last handle, so nothing is tracked')('unlink() forgets the tracking: no double unlink of a re-created name', async (t) => {
   const child = fork(
     join(FIXTURES, 'unlink-then-recreate.cjs'),
     [],
@@ -121,8 +119,7 @@ test('unlink() forgets the tracking: no double unlink of a re-created name', asy
   t.true(exists(name), 'the name re-created untracked by someone else survives')
 })
 
-test('a killed helper is restarted on the next create, and every name is re-registered', async (t) => {
-  if (!posix) return t.pass()
+onlyWhere(posix, 'Windows sections die with their last handle, so nothing is tracked')('a killed helper is restarted on the next create, and every name is re-registered', async (t) => {
   const child = fork(join(FIXTURES, 'helper-killed.cjs'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
   let stderr = ''
   child.stderr!.on('data', (d) => (stderr += d))
@@ -150,8 +147,7 @@ test('a killed helper is restarted on the next create, and every name is re-regi
   t.deepEqual(await goneWithin([first.name, second.name]), [], stderr)
 })
 
-test('a stopped helper never blocks creates: a new one takes over every name', async (t) => {
-  if (!posix) return t.pass()
+onlyWhere(posix, 'Windows sections die with their last handle, so nothing is tracked')('a stopped helper never blocks creates: a new one takes over every name', async (t) => {
   const child = fork(join(FIXTURES, 'helper-stopped.cjs'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
   const next = () => new Promise<{ helper: number; names: string[]; ms?: number }>((resolve) => child.once('message', resolve as never))
   const first = await next()
@@ -199,8 +195,7 @@ test('a manager in a worker is shut down when the worker terminates; the main th
   mine.close()
 })
 
-test('the helper is a separate process in its own session, and only runs while something is tracked', async (t) => {
-  if (process.platform !== 'linux') return t.pass('reads /proc')
+onlyWhere(process.platform === 'linux', 'reads /proc')('the helper is a separate process in its own session, and only runs while something is tracked', async (t) => {
   const { child, report } = await start('sigterm')
   t.truthy(report.helper)
   t.teardown(() => {
@@ -284,8 +279,7 @@ const endings: Array<[string, (child: ChildProcess) => void]> = [
 ]
 
 for (const [what, end] of endings) {
-  test(`a creator that ${what} leaves alone a segment another process re-created under its name`, async (t) => {
-    if (process.platform !== 'linux') return t.pass('identity is compared where the OS gives shm objects an inode (Linux)')
+  onlyWhere(process.platform === 'linux', 'identity is compared where the OS gives shm objects an inode (Linux)')(`a creator that ${what} leaves alone a segment another process re-created under its name`, async (t) => {
     const { child, name, helper } = await recreatedByAnother('tracked')
     t.teardown(() => {
       child.kill('SIGKILL')
@@ -302,8 +296,7 @@ for (const [what, end] of endings) {
   })
 }
 
-test('a creator that makes its name again after someone unlinked it still cleans up the new segment', async (t) => {
-  if (!posix) return t.pass('Windows sections die with their last handle')
+onlyWhere(posix, 'Windows sections die with their last handle')('a creator that makes its name again after someone unlinked it still cleans up the new segment', async (t) => {
   const child = fork(join(FIXTURES, 'recreated-name.cjs'), ['tracked'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
   child.stderr!.resume()
   const next = () => new Promise<unknown>((resolve) => child.once('message', resolve))

@@ -21,13 +21,29 @@ export const UNDER_WINE =
  * tool still fails the spec: these tools are part of the test setup there.
  */
 export function needs(tool: string, present: boolean): TestFn {
-  if (present || !UNDER_WINE) return test
+  return present || !UNDER_WINE ? test : skipping((title) => `skipped under Wine, which has no ${tool}: ${title}`)
+}
+
+/**
+ * `test.skip` as a TestFn that first prints `line(title)`, so the emulated runs' summaries
+ * (scripts/cross/lib-tree.sh) list every skip with its reason. `needs(…).serial(…)` too: a
+ * skipped test has no order to keep.
+ */
+function skipping(line: (title: string) => string): TestFn {
   const skip = (title: string, ...rest: unknown[]) => {
-    console.log(`skipped under Wine, which has no ${tool}: ${title}`)
+    console.log(line(title))
     return (test.skip as (...args: unknown[]) => void)(title, ...rest)
   }
-  // `needs(…).serial(…)` too: a skipped test has no order to keep.
   return Object.assign(skip, { serial: skip }) as unknown as TestFn
+}
+
+/**
+ * `test` where `holds` (the platform has what the spec is about: /proc, /dev/shm, POSIX
+ * lifetimes…); elsewhere `test.skip`, printing `reason`, instead of a pass that checked
+ * nothing. `reason` must hold no colon (see `nativeOnly`).
+ */
+export function onlyWhere(holds: boolean, reason: string): TestFn {
+  return holds ? test : skipping((title) => `skipped on ${process.platform}, ${reason}: ${title}`)
 }
 
 /**
@@ -55,12 +71,7 @@ export function iterations(n: number, min = 1): number {
  * must hold no colon: scripts/cross/lib-tree.sh's summary reads up to the first one.
  */
 export function nativeOnly(reason: string): TestFn {
-  if (!EMULATOR) return test
-  const skip = (title: string, ...rest: unknown[]) => {
-    console.log(`skipped under ${EMULATOR}, run natively only (${reason}): ${title}`)
-    return (test.skip as (...args: unknown[]) => void)(title, ...rest)
-  }
-  return Object.assign(skip, { serial: skip }) as unknown as TestFn
+  return EMULATOR ? skipping((title) => `skipped under ${EMULATOR}, run natively only (${reason}): ${title}`) : test
 }
 
 /** Whether `command` runs here (`--version` exits 0). */

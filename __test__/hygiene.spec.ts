@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { EMULATOR, iterations, runChild } from './helpers.js'
+import { EMULATOR, iterations, onlyWhere, runChild } from './helpers.js'
 
 // 100 000 cycles natively; an emulated run scales them down (SHMKIT_ITERATION_SCALE): a leak of
 // a descriptor or a mapping per cycle still shows at 10 000.
@@ -20,8 +20,7 @@ function rssReadable(t: import('ava').ExecutionContext, before: Usage, after: Us
   return true
 }
 
-test(`${CYCLES} create/close/unlink cycles grow neither RSS nor open descriptors`, async (t) => {
-  if (process.platform !== 'linux') return t.pass('reads /proc/self')
+onlyWhere(process.platform === 'linux', 'reads /proc/self')(`${CYCLES} create/close/unlink cycles grow neither RSS nor open descriptors`, async (t) => {
   const { code, stderr, messages } = await runChild('churn.cjs', [String(CYCLES)], { execArgv: ['--expose-gc'] })
   t.is(code, 0, stderr)
   type Reading = Usage & { fds: string[] }
@@ -48,8 +47,7 @@ test(`${CYCLES} create/close/unlink cycles grow neither RSS nor open descriptors
   if (rssReadable(t, before, after)) t.true(growth < 16, `RSS grew ${growth.toFixed(1)} MiB`)
 })
 
-test(`${CYCLES} ShareableList open/get/close cycles leave RSS and the V8 heap flat`, async (t) => {
-  if (process.platform !== 'linux') return t.pass('reads /proc/self')
+onlyWhere(process.platform === 'linux', 'reads /proc/self')(`${CYCLES} ShareableList open/get/close cycles leave RSS and the V8 heap flat`, async (t) => {
   const { code, stderr, messages } = await runChild('list-churn.cjs', [String(CYCLES)], { execArgv: ['--expose-gc'] })
   t.is(code, 0, stderr)
   const { before, after } = messages[0] as { before: Usage; after: Usage }

@@ -11,6 +11,8 @@ import test from 'ava'
 
 import { ShareableList, SharedMemory, SharedMemoryManager, ShmLock, trackerPid } from '../index'
 
+import { onlyWhere } from './helpers.js'
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 test('at() is Array.prototype.at: negative from the end, undefined outside', (t) => {
@@ -71,8 +73,7 @@ test("the package entry keeps the loader's __napiBindingTarget out of sight but 
   t.false(inspect(shmkit).includes('__napiBindingTarget'))
 })
 
-test('the cleanup helper is named shmkit-tracker (Linux: comm, what ps -e, top and pgrep show)', (t) => {
-  if (process.platform !== 'linux') return t.pass('PR_SET_NAME is Linux only')
+onlyWhere(process.platform === 'linux', 'PR_SET_NAME is Linux only')('the cleanup helper is named shmkit-tracker (Linux: comm, what ps -e, top and pgrep show)', (t) => {
   const shm = SharedMemory.create(8)
   t.teardown(() => {
     shm.close()

@@ -5,7 +5,7 @@ import { inspect } from 'node:util'
 import test from 'ava'
 
 import { ShareableList, SharedMemory, SharedMemoryManager } from '../index.js'
-import { FIXTURES, runChild } from './helpers.js'
+import { FIXTURES, onlyWhere, runChild } from './helpers.js'
 
 const exists = (name: string) => {
   try {
@@ -102,8 +102,7 @@ test('garbage collection of a manager and all its segments unlinks them', async 
   t.true(heldAfterGc, 'a manager kept alive by a segment it handed out keeps its segments')
 })
 
-test("shutdown() leaves alone a segment another process re-created under one of the manager's names", async (t) => {
-  if (process.platform !== 'linux') return t.pass('identity is compared where the OS gives shm objects an inode (Linux)')
+onlyWhere(process.platform === 'linux', 'identity is compared where the OS gives shm objects an inode (Linux)')("shutdown() leaves alone a segment another process re-created under one of the manager's names", async (t) => {
   // A: a manager in its own process makes a segment.
   const a = fork(join(FIXTURES, 'recreated-name.cjs'), ['manager'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
   a.stderr!.resume()

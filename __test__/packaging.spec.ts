@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
 
-import { needs } from './helpers.js'
+import { needs, onlyWhere } from './helpers.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
@@ -39,6 +39,8 @@ function findNpmCli(): string | null {
   return null
 }
 const NPM_CLI = findNpmCli()
+/** Whether this machine builds and packs: `test.before` then makes the tarballs, or fails. */
+const packs = supported && NPM_CLI !== null
 
 let work = ''
 let tools = ''
@@ -58,7 +60,7 @@ function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = toolsEnv()): 
 }
 
 test.before(() => {
-  if (!supported || !NPM_CLI) return
+  if (!packs) return
   work = mkdtempSync(join(tmpdir(), 'shmkit-pack-'))
   tools = join(work, 'bin')
   mkdirSync(tools)
@@ -111,8 +113,7 @@ test('every platform package declares os, cpu and libc', (t) => {
   }
 })
 
-test('installed from tarballs without Rust: CommonJS, ESM, strict TypeScript and the demo work', (t) => {
-  if (!supported || !tarballs) return t.pass(`builds and packs only ${PLATFORM} here`)
+onlyWhere(packs, `builds and packs only ${PLATFORM} here`)('installed from tarballs without Rust: CommonJS, ESM, strict TypeScript and the demo work', (t) => {
   const project = join(work, 'consumer')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
@@ -120,7 +121,7 @@ test('installed from tarballs without Rust: CommonJS, ESM, strict TypeScript and
   const env = toolsEnv()
   t.deepEqual(readdirSync(tools).sort(), ['node', 'npm', 'sh'])
   t.is((spawnSync('cargo', ['--version'], { env }).error as NodeJS.ErrnoException)?.code, 'ENOENT', 'cargo is off PATH')
-  npm(['install', '--no-audit', '--no-fund', tarballs.main, tarballs.platform], project, env)
+  npm(['install', '--no-audit', '--no-fund', tarballs!.main, tarballs!.platform], project, env)
   t.false(existsSync(join(project, 'node_modules', 'shmkit', 'src')), 'no Rust sources shipped')
 
   const run = (args: string[]) => execFileSync(process.execPath, args, { cwd: project, env, encoding: 'utf8' })
@@ -175,12 +176,11 @@ export function demo(): Item[] {
   t.regex(demo, /after: {2}\[10,20,30,40,50\]/)
 })
 
-test('without its platform package the loader names what is missing', (t) => {
-  if (!supported || !tarballs) return t.pass(`packs only ${PLATFORM} here`)
+onlyWhere(packs, `packs only ${PLATFORM} here`)('without its platform package the loader names what is missing', (t) => {
   const project = join(work, 'no-platform')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'np', version: '1.0.0', private: true }))
-  npm(['install', '--no-audit', '--no-fund', '--omit=optional', tarballs.main], project)
+  npm(['install', '--no-audit', '--no-fund', '--omit=optional', tarballs!.main], project)
   const script = "try { require('shmkit') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, cause: e.cause && e.cause.message })) }"
   for (const args of [['-e', script], ['--input-type=module', '-e', `try { await import('shmkit') } ${script.slice(script.indexOf('catch'))}`]]) {
     const result = spawnSync(process.execPath, args, { cwd: project, encoding: 'utf8', env: toolsEnv() })
@@ -193,8 +193,7 @@ test('without its platform package the loader names what is missing', (t) => {
   }
 })
 
-test('a platform package packed without its binary fails loudly instead of packing nothing', (t) => {
-  if (!supported || !NPM_CLI) return t.pass(`packs only ${PLATFORM} here`)
+onlyWhere(packs, `packs only ${PLATFORM} here`)('a platform package packed without its binary fails loudly instead of packing nothing', (t) => {
   const empty = join(work, 'platform-without-binary')
   cpSync(join(ROOT, 'npm', PLATFORM), empty, { recursive: true })
   const out = join(work, 'empty-out')
@@ -205,8 +204,7 @@ test('a platform package packed without its binary fails loudly instead of packi
   t.deepEqual(readdirSync(out), [], 'no tarball written')
 })
 
-test('from a checkout: npm run pack:local makes the two tarballs npm install takes', (t) => {
-  if (!supported || !NPM_CLI) return t.pass(`builds and packs only ${PLATFORM} here`)
+onlyWhere(packs, `builds and packs only ${PLATFORM} here`)('from a checkout: npm run pack:local makes the two tarballs npm install takes', (t) => {
   const out = join(work, 'local')
   const env = { ...toolsEnv(), npm_execpath: NPM_CLI }
   const printed = execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-local.mjs'), '--out', out], { cwd: ROOT, env, encoding: 'utf8' })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import test from 'ava'
 
 import { SharedMemory } from '../index.js'
-import { PY_ATTACH, existsInDevShm, pythons, runPython, uniqueName } from './helpers.js'
+import { PY_ATTACH, existsInDevShm, onlyWhere, pythons, runPython, uniqueName } from './helpers.js'
 
 const linux = process.platform === 'linux'
 
@@ -31,8 +31,7 @@ function plant(t: { teardown: (fn: () => void) => void }) {
   return { dir, target, link }
 }
 
-test('open refuses a symlink planted at /dev/shm/<name> with ELOOP, and its target is untouched', (t) => {
-  if (!linux) return t.pass('POSIX shm names elsewhere live outside the filesystem')
+onlyWhere(linux, 'POSIX shm names elsewhere live outside the filesystem')('open refuses a symlink planted at /dev/shm/<name> with ELOOP, and its target is untouched', (t) => {
   const { target, link } = plant(t)
   const name = uniqueName('link')
   link(name, target)
@@ -41,8 +40,7 @@ test('open refuses a symlink planted at /dev/shm/<name> with ELOOP, and its targ
   t.is(readFileSync(target, 'utf8'), 'precious')
 })
 
-test('create refuses a symlink at the name, live or dangling, and writes nothing through it', (t) => {
-  if (!linux) return t.pass('POSIX shm names elsewhere live outside the filesystem')
+onlyWhere(linux, 'POSIX shm names elsewhere live outside the filesystem')('create refuses a symlink at the name, live or dangling, and writes nothing through it', (t) => {
   const { dir, target, link } = plant(t)
   const live = uniqueName('link')
   link(live, target)
@@ -61,8 +59,7 @@ function longName(bytes: number): string {
   return base + 'x'.repeat(bytes - base.length)
 }
 
-test('a 255-byte name works on Linux; 256 bytes is ERR_SHM_INVALID_NAME before any syscall', (t) => {
-  if (!linux) return t.pass('Linux NAME_MAX; macOS allows 30 bytes, Windows 260 UTF-16 units')
+onlyWhere(linux, 'Linux NAME_MAX; macOS allows 30 bytes, Windows 260 UTF-16 units')('a 255-byte name works on Linux; 256 bytes is ERR_SHM_INVALID_NAME before any syscall', (t) => {
   const name = longName(255)
   const shm = SharedMemory.create(64, { name })
   t.teardown(() => rmSync(join('/dev/shm', name), { force: true }))
@@ -79,8 +76,7 @@ test('a 255-byte name works on Linux; 256 bytes is ERR_SHM_INVALID_NAME before a
 })
 
 for (const py of pythons()) {
-  test(`Python ${py.label} and Node share a segment with a 255-byte name, both ways`, (t) => {
-    if (!linux) return t.pass('Linux NAME_MAX')
+  onlyWhere(linux, 'Linux NAME_MAX')(`Python ${py.label} and Node share a segment with a 255-byte name, both ways`, (t) => {
     const fromPython = longName(255)
     const fromNode = longName(255)
     // Through the file system: a build that cannot open the name must not leak it either.

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { SharedMemory } from '../index.js'
-import { FIXTURES, runChild } from './helpers.js'
+import { FIXTURES, onlyWhere, runChild } from './helpers.js'
 
 /** Node-API's experimental node_api_create_external_sharedarraybuffer: 22.23+, 24.16+, 26.1+. */
 function nodeHasExternalSharedArrayBuffer(): boolean {
@@ -32,8 +32,7 @@ test('sharedBuffer is a SharedArrayBuffer over the mapping, or ERR_SHM_NO_SHARED
   t.is(Atomics.wait(new Int32Array(sab), 1, 0, 1), 'timed-out')
 })
 
-test('sharedBuffer posted to a worker: Atomics.add from both threads gives the exact total', async (t) => {
-  if (!nodeHasExternalSharedArrayBuffer()) return t.pass('this Node has no external SharedArrayBuffer')
+onlyWhere(nodeHasExternalSharedArrayBuffer(), 'this Node has no external SharedArrayBuffer')('sharedBuffer posted to a worker: Atomics.add from both threads gives the exact total', async (t) => {
   const shm = SharedMemory.create(4096)
   t.teardown(() => {
     shm.close()
@@ -48,8 +47,7 @@ test('sharedBuffer posted to a worker: Atomics.add from both threads gives the e
   t.is(shm.buf.readInt32LE(0), 2 * COUNT)
 })
 
-test('close() with a live SharedArrayBuffer defers the unmap until the buffer is collected', async (t) => {
-  if (!nodeHasExternalSharedArrayBuffer() || process.platform !== 'linux') return t.pass('needs an external SharedArrayBuffer and /proc')
+onlyWhere(nodeHasExternalSharedArrayBuffer() && process.platform === 'linux', 'needs an external SharedArrayBuffer and /proc')('close() with a live SharedArrayBuffer defers the unmap until the buffer is collected', async (t) => {
   const { code, messages, stderr } = await runChild('shared-buffer-gc.cjs', [], { execArgv: ['--expose-gc'] })
   t.is(code, 0, stderr)
   t.deepEqual(messages, [{ afterClose: { value: 42, mapped: true }, mappedAfterGc: false, persisted: 42 }])

@@ -6,7 +6,7 @@ import { inspect } from 'node:util'
 import test from 'ava'
 
 import { SharedMemory } from '../index.js'
-import { devShmMode, existsInDevShm, runChild, uniqueName } from './helpers.js'
+import { devShmMode, existsInDevShm, onlyWhere, runChild, uniqueName } from './helpers.js'
 
 const onLinux = process.platform === 'linux'
 
@@ -109,8 +109,7 @@ test('using closes the segment at the end of the block', (t) => {
 
 const onWindows = process.platform === 'win32'
 
-test('unlink works after close and removes the name; a second unlink is ENOENT', (t) => {
-  if (onWindows) return t.pass('unlink() is a no-op on Windows, as in CPython')
+onlyWhere(!onWindows, 'unlink() is a no-op on Windows, as in CPython')('unlink works after close and removes the name; a second unlink is ENOENT', (t) => {
   const shm = SharedMemory.create(64)
   const name = shm.name
   shm.close()
@@ -119,8 +118,7 @@ test('unlink works after close and removes the name; a second unlink is ENOENT',
   t.throws(() => shm.unlink(), { code: 'ENOENT' })
 })
 
-test('a segment unlinked while mapped stays usable through existing handles', (t) => {
-  if (onWindows) return t.pass('unlink() is a no-op on Windows, as in CPython')
+onlyWhere(!onWindows, 'unlink() is a no-op on Windows, as in CPython')('a segment unlinked while mapped stays usable through existing handles', (t) => {
   const a = SharedMemory.create(64)
   const b = SharedMemory.open(a.name)
   a.unlink()
@@ -195,8 +193,7 @@ test('create with a taken name throws EEXIST and leaves the original intact', (t
   shm.close()
 })
 
-test('a created segment is mode 0600 in /dev/shm', (t) => {
-  if (!onLinux) return t.pass('no /dev/shm on this OS')
+onlyWhere(onLinux, 'no /dev/shm on this OS')('a created segment is mode 0600 in /dev/shm', (t) => {
   const shm = SharedMemory.create(64)
   t.teardown(() => shm.unlink())
   t.is(devShmMode(shm.name), 0o600)
@@ -213,8 +210,7 @@ test('use after close in a child process never crashes it', async (t) => {
   ])
 })
 
-test('a full /dev/shm is ENOSPC at create, not SIGBUS at first write', (t) => {
-  if (!onLinux) return t.pass('Linux only')
+onlyWhere(onLinux, 'Linux only')('a full /dev/shm is ENOSPC at create, not SIGBUS at first write', (t) => {
   const probe = spawnSync('unshare', ['-m', 'true'])
   if (probe.status !== 0) {
     t.log('unshare -m is not permitted here; skipping the ENOSPC test')
@@ -228,8 +224,7 @@ test('a full /dev/shm is ENOSPC at create, not SIGBUS at first write', (t) => {
   t.deepEqual(JSON.parse(run.stdout), { code: 'ENOSPC', leftBehind: [], sparseCreated: true })
 })
 
-test('close unmaps at once, even in a loop that never yields to finalizers', (t) => {
-  if (!onLinux) return t.pass('reads /proc/self/maps')
+onlyWhere(onLinux, 'reads /proc/self/maps')('close unmaps at once, even in a loop that never yields to finalizers', (t) => {
   const mappedSegments = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/dev/shm/psm_')).length
   const before = mappedSegments()
   for (let i = 0; i < 200; i++) {
@@ -242,8 +237,7 @@ test('close unmaps at once, even in a loop that never yields to finalizers', (t)
   t.is(mappedSegments(), before)
 })
 
-test('holding too many handles gives ERR_SHM_TOO_MANY_MAPPINGS, and the process keeps working', async (t) => {
-  if (process.platform !== 'linux') return t.pass('vm.max_map_count is a Linux limit')
+onlyWhere(process.platform === 'linux', 'vm.max_map_count is a Linux limit')('holding too many handles gives ERR_SHM_TOO_MANY_MAPPINGS, and the process keeps working', async (t) => {
   const { code, signal, messages, stderr } = await runChild('mapping-budget.cjs', [], { execArgv: ['--expose-gc'] })
   t.is(signal, null, stderr)
   t.is(code, 0, stderr)
@@ -257,8 +251,7 @@ test('holding too many handles gives ERR_SHM_TOO_MANY_MAPPINGS, and the process 
   t.is(report.grown, 320)
 })
 
-test('a segment larger than one Buffer: buf is a working view or ERR_SHM_BUFFER_TOO_LARGE, and windows reach its end', async (t) => {
-  if (!onLinux) return t.pass('a sparse 4 GiB segment needs /dev/shm')
+onlyWhere(onLinux, 'a sparse 4 GiB segment needs /dev/shm')('a segment larger than one Buffer: buf is a working view or ERR_SHM_BUFFER_TOO_LARGE, and windows reach its end', async (t) => {
   const { code, signal, messages, stderr } = await runChild('big-segment.cjs', [], { execArgv: ['--expose-gc'] })
   t.is(signal, null, stderr)
   t.is(code, 0, stderr)

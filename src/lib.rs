@@ -60,6 +60,14 @@ pub fn tracker_pid() -> Option<u32> {
     shmkit_core::tracker::helper_pid()
 }
 
+/// Test hook (not part of the API): whether async waits sleep in the OS on their words, so that
+/// a notify that leaves a word unchanged still wakes them (`false` where they poll: see the
+/// README's "Async waits share a few threads").
+#[napi(skip_typescript, js_name = "_asyncWaitsSleepInOs", catch_unwind)]
+pub fn async_waits_sleep_in_os() -> bool {
+    shmkit_core::waiter::sleeps_in_os()
+}
+
 /// Test hook for the panic guard (not part of the API): with `SHMKIT_TEST_HOOKS=1` in the
 /// environment it panics inside a guarded entry point (`"sync"`) or inside an async waiter's
 /// thread (`"async"`, returns a promise), so the suite can check that a bug in shmkit becomes

@@ -140,6 +140,14 @@ pub fn submit<W: AsyncWait>(wait: W, done: impl FnOnce(Outcome<W::Output>) + Sen
     }
 }
 
+/// Whether async waits sleep in the OS on their words (Linux 5.16+'s `futex_waitv`), so that
+/// a notify that leaves a word unchanged still wakes them. `false` where the waiter threads
+/// poll the words (macOS, Windows, older Linux, and emulators without `futex_waitv`): there
+/// only a change of the word wakes a wait (for diagnostics and tests).
+pub fn sleeps_in_os() -> bool {
+    futex::wait_any_sleeps()
+}
+
 /// How many waiter threads run now (for diagnostics and tests).
 pub fn thread_count() -> usize {
     pool().groups.len()

@@ -27,5 +27,5 @@ ava_summary() {
   failed="$(grep -cE '^\s+(✘|×) ' "$1" || true)"
   skipped="$(grep -cE '^\s+- \[skip\] ' "$1" || true)"
   echo "$passed passed, $failed failed, $skipped skipped"
-  grep -oE 'skipped( under [^:]+)?: .*' "$1" | sort -u | sed 's/^/    /' || true
+  grep -oE 'skipped( (under|on) [^:]+)?: .*' "$1" | sort -u | sed 's/^/    /' || true
 }

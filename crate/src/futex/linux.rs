@@ -94,6 +94,21 @@ impl Backend for Futex {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Whether the kernel has `futex_waitv`: asked once with no words, which it refuses with
+    /// `EINVAL` when it has the call and `ENOSYS` when it does not (before 5.16, and under
+    /// valgrind or qemu-user, which do not emulate it).
+    fn wait_any_sleeps(&self) -> bool {
+        if WAITV_MISSING.load(Ordering::Relaxed) {
+            return false;
+        }
+        let asked = futex::waitv(&[], futex::WaitvFlags::empty(), None, futex::ClockId::Monotonic);
+        if asked == Err(Errno::NOSYS) {
+            WAITV_MISSING.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 /// `FUTEX_WAITV_MAX`: the most words one `futex_waitv` takes.

@@ -60,6 +60,13 @@ pub(crate) trait Backend: Sync {
     fn wait_any(&self, words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Result<Option<usize>> {
         poll::wait_any(words, timeout)
     }
+
+    /// Whether [`Backend::wait_any`] sleeps in the OS, so that a [`Backend::wake`] that leaves
+    /// every word unchanged still ends it; `false` where it polls the words, which sees only
+    /// changes.
+    fn wait_any_sleeps(&self) -> bool {
+        false
+    }
 }
 
 /// This OS's backend, chosen once.
@@ -93,6 +100,11 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], timeout: Duration) -> io::Re
 /// [`Backend::wait_any_limit`] on this OS.
 pub(crate) fn wait_any_limit() -> usize {
     backend().wait_any_limit()
+}
+
+/// [`Backend::wait_any_sleeps`] on this OS.
+pub(crate) fn wait_any_sleeps() -> bool {
+    backend().wait_any_sleeps()
 }
 
 /// [`Backend::wait_any`] by polling, on any OS: for words beyond what the OS can sleep on.
