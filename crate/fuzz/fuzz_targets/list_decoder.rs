@@ -9,7 +9,7 @@ use shmkit_core::segment::atomic_slice;
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
     let Ok(layout) = Layout::read(&bytes) else { return };
-    // An item marked mid-write (code 0xff) makes locked accesses wait 200 ms for a writer
+    // An item marked mid-write (code 0xff) makes locked accesses wait 1 s for a writer
     // that does not exist: decode it as it stands, then clear the mark so fuzzing stays fast.
     let codes = layout.total_len() - layout.len();
     for i in 0..layout.len() {

@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
                         mem[at].store(t[2], Ordering::Relaxed);
                         if t[2] == 0xff {
                             // A "busy" code left for good would make every access wait for a
-                            // writer that does not exist (200 ms each): keep it transient.
+                            // writer that does not exist (1 s each): keep it transient.
                             std::hint::spin_loop();
                             mem[at].store(0, Ordering::Relaxed);
                         }

@@ -16,14 +16,16 @@ use std::time::{Duration, Instant};
 pub(super) const CODE_BUSY: u8 = 0xff;
 
 /// How long an item may stay busy on every look before a reader reports it mid-write (its
-/// writer may have died). The clock restarts whenever the item is seen free or changed.
-pub(super) const BUSY_LIMIT: Duration = Duration::from_millis(200);
+/// writer may have died). The clock restarts whenever the item is seen free or changed. As
+/// long as a writer waits before overtaking: a reader that gives up on a live holder (one kept
+/// off the CPU on an overloaded machine) fails a read that waiting would have answered. At
+/// 200 ms, readers under qemu-user with three writer processes on two cores got such errors.
+pub(super) const BUSY_LIMIT: Duration = OVERTAKE_LIMIT;
 
 /// How long an item must stay busy on every look before a writer presumes its holder dead
-/// (SIGKILLed mid-write) and overtakes it. Longer than [`BUSY_LIMIT`]: a reader that gives up
-/// early only reports an error, but a writer that overtakes a live holder (one preempted on an
-/// overloaded machine) lets two writes interleave. The clock restarts whenever the item is
-/// seen free or changed, so live writers taking it in turn are never mistaken for a dead one.
+/// (SIGKILLed mid-write) and overtakes it: a writer that overtakes a live holder lets two
+/// writes interleave. The clock restarts whenever the item is seen free or changed, so live
+/// writers taking it in turn are never mistaken for a dead one.
 pub(super) const OVERTAKE_LIMIT: Duration = Duration::from_millis(1000);
 
 /// How many loads of a busy code a waiting writer makes, looking for the moment a holder lets
@@ -248,13 +250,14 @@ mod tests {
     /// keeps losing to live writers never gives up on a holder, however long it waits.
     #[test]
     fn the_held_clock_restarts_on_every_change() {
-        let mut backoff = Backoff::new(BUSY_LIMIT, CHANGE_LIMIT);
+        let held_limit = Duration::from_millis(200);
+        let mut backoff = Backoff::new(held_limit, held_limit * 10);
         let start = Instant::now();
         let mut changed_at = start;
         let mut looks = 0u32;
-        while start.elapsed() < BUSY_LIMIT * 3 {
+        while start.elapsed() < held_limit * 3 {
             // Busy on hundreds of looks in a row, but seen changing hands every 50 ms.
-            let look = if changed_at.elapsed() >= BUSY_LIMIT / 4 {
+            let look = if changed_at.elapsed() >= held_limit / 4 {
                 changed_at = Instant::now();
                 Look::Changed
             } else {

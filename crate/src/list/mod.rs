@@ -552,7 +552,7 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the item is invalid or not UTF-8, stayed mid-write on every
-    /// look for 200 ms (its writer died between its stores; setting the item again repairs
+    /// look for 1 s (its writer died between its stores; setting the item again repairs
     /// it), or changed under every copy for 1 s (peers rewriting it without pause).
     pub fn read_live<'s>(&self, mem: &[AtomicU8], index: usize, scratch: &'s mut Vec<u8>) -> Result<Item<'s>> {
         let copied = self
