@@ -167,6 +167,112 @@ test('the JS path answers hostile bytes exactly as the native one, without writi
   }
 })
 
+/** The byte offsets of a list's formats and codes (from its header, as the core lays it out). */
+function regions(list: List) {
+  const buf = list.shm.buf
+  const n = list.length
+  const formatsAt = Number(buf.readBigInt64LE(8 * (n + 1))) + 8 * (n + 2)
+  return { buf, n, formatsAt, codesAt: formatsAt + 8 * n }
+}
+
+// On x86, toArray/count/index copy the list in runs of up to 32 KiB of data and formats and
+// read each item from those copies (the per-item path otherwise); an item longer than a run is
+// read alone. Long lists, long items and corruptions spread over several runs.
+test('bulk reads over several runs of items, long items and corruptions answer as the native path', (t) => {
+  for (let seed = 200; seed <= 206; seed++) {
+    const r = random(seed)
+    const n = 2000 + r.int(1500)
+    const items = Array.from({ length: n }, (_, i) => {
+      if (i === 5 || i === n - 2) return 'L'.repeat(33_000 + r.int(9000)) // longer than a run
+      if (r.next() < 0.05) return 'w'.repeat(20 + r.int(200))
+      return creatable(r)
+    })
+    const [list] = pair(t, items)
+    compareReads(t, list, r, `seed ${seed}, intact`)
+    const { buf, formatsAt, codesAt } = regions(list)
+    for (let k = 0; k < 6 + r.int(10); k++) {
+      const i = r.int(n)
+      switch (r.int(4)) {
+        case 0:
+          buf[codesAt + i] = r.int(6)
+          break
+        case 1:
+          buf.write(r.pick(['q', 'd', 'xxxxxxx?', 'xxxxxx?x', '8s', '16s', 'Q']).padEnd(8, '\0'), formatsAt + 8 * i, 'latin1')
+          break
+        case 2:
+          buf[r.int(codesAt)] = r.pick([0x80, 0xc3, 0xff, 0]) // data (invalid UTF-8 in a str, mostly)
+          break
+        default:
+          buf.fill(0xff, formatsAt + 8 * i, formatsAt + 8 * i + 8)
+      }
+    }
+    // One held item (0xff): the native reader waits 200 ms for it, then reads it.
+    if (seed % 2 === 0) buf[codesAt + r.int(n)] = 0xff
+    compareReads(t, list, r, `seed ${seed}, corrupted`)
+  }
+})
+
+test('bulk reads while other threads write: each item is one of the values written', async (t) => {
+  // Three kinds of item per position, each written whole by a JS or a native writer; readers
+  // must see one of them (or the native path's answer) for every item of every toArray.
+  const n = 3000
+  const intOf = (i: number, even: boolean) => (even ? i : -i - 2 ** 40)
+  const strOf = (i: number, even: boolean) => (even ? `s${i}` : `é${i}`)
+  const items = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? intOf(i, true) : i % 3 === 1 ? strOf(i, true) : Buffer.from(`b${i}`)))
+  const [list] = pair(t, items)
+  const source = `
+    process.env.SHMKIT_TEST_HOOKS = '1'
+    const { workerData, parentPort } = require('node:worker_threads')
+    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
+    const list = addon.ShareableList.open(workerData.name)
+    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
+    const end = Date.now() + 600
+    let writes = 0
+    for (let round = 0; Date.now() < end; round++) {
+      const even = round % 2 === 0
+      for (let i = workerData.first; i < ${n}; i += 7, writes++) {
+        if (i % 3 === 0) set(i, even ? i : -i - 2 ** 40)
+        else if (i % 3 === 1) set(i, even ? 's' + i : 'é' + i)
+        else set(i, Buffer.from((even ? 'b' : 'B') + i))
+      }
+    }
+    list.close()
+    parentPort.postMessage(writes)
+  `
+  const workers = [0, 1].map((k) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: k === 1, first: k } }))
+  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
+  let finished = false
+  void done.finally(() => (finished = true))
+  const wrong: string[] = []
+  let reads = 0
+  while (!finished) {
+    const read = list.toArray()
+    reads++
+    for (let i = 0; i < n; i++) {
+      const v = read[i]
+      const ok =
+        i % 3 === 0
+          ? v === intOf(i, true) || v === intOf(i, false)
+          : i % 3 === 1
+            ? v === strOf(i, true) || v === strOf(i, false)
+            : Buffer.isBuffer(v) && (v.equals(Buffer.from(`b${i}`)) || v.equals(Buffer.from(`B${i}`)))
+      if (!ok) wrong.push(`${i}: ${String(v)}`)
+    }
+    // Item 0 alone is ever 0, and item 1 alone is ever 's1'.
+    try {
+      const at = list.index(0)
+      if (at !== 0) wrong.push(`index(0) = ${at}`)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_SHM_VALUE_NOT_FOUND') wrong.push(`index(0) threw ${String(err)}`)
+    }
+    if (list.count(strOf(1, true)) > 1) wrong.push('count(s1) > 1')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const writes = await done
+  t.deepEqual(wrong.slice(0, 5), [])
+  t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
+})
+
 test('use after close: both paths throw ERR_SHM_CLOSED', (t) => {
   const [list] = pair(t, [1, 'two'])
   list.get(1)
