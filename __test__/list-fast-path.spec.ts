@@ -15,6 +15,7 @@ const addon = require('../index.js') as typeof import('../index.js') & {
 }
 const { ShareableList } = addon
 const native = addon._listNative
+const betweenCopies = (addon as unknown as { _listBetweenCopies: (hook: ((list: unknown, stage: number) => void) | null) => void })._listBetweenCopies
 type List = InstanceType<typeof ShareableList>
 
 /** A small deterministic generator (mulberry32), so that a failure names a seed to replay. */
@@ -209,6 +210,87 @@ test('bulk reads over several runs of items, long items and corruptions answer a
     // One held item (0xff): the native reader waits 200 ms for it, then reads it.
     if (seed % 2 === 0) buf[codesAt + r.int(n)] = 0xff
     compareReads(t, list, r, `seed ${seed}, corrupted`)
+  }
+})
+
+// Deterministically, what a writer in another process does between the bulk copies of a run
+// (test hook; x86 only, where toArray/count/index copy in bulk): writes of new values, items
+// held (0xff) from one copy to a later one, a code flipped and restored, a held item never
+// released. Each is caught by comparing the copies, and that item is read again alone.
+test('bulk reads: items written, held or flipped between the copies are read again', (t) => {
+  const bulk = process.arch === 'x64' || process.arch === 'ia32'
+  let neverReleased = 0
+  for (let seed = 300; seed <= 340; seed++) {
+    const r = random(seed)
+    const n = 1 + r.int(r.next() < 0.3 ? 3000 : 40)
+    const items = Array.from({ length: n }, () => creatable(r))
+    const [list] = pair(t, items)
+    const { buf, codesAt } = regions(list)
+    const stage = r.int(4)
+    const plans: Array<(s: number) => void> = []
+    const touched = new Set<number>() // one plan per item: a writer meeting a held item would wait 1 s
+    for (let k = 0; k < 1 + r.int(4); k++) {
+      const i = r.int(n)
+      if (touched.has(i)) continue
+      touched.add(i)
+      const v = creatable(r)
+      // A later stage, or rarely 4: never released (then the native reader waits 200 ms for it).
+      const held = stage === 3 || r.next() < 0.1 ? 4 : stage + 1 + r.int(3 - stage)
+      const code = buf[codesAt + i]
+      const flipTo = r.pick([0, 1, 2, 3, 0x80])
+      // A write that ends between the second copy and the last read of the codes (stage 3) and
+      // leaves the code as it was is ordered before the read: the value read is the old one,
+      // rightly. Writes come at stages 0-2 here.
+      switch (stage === 3 ? 2 + r.int(2) : r.int(4)) {
+        case 0: // a write, by the native writer (which takes the item and releases it)
+          plans.push((s) => s === stage && outcome(() => native.set.call(list, i, v)))
+          break
+        case 1: // the same value written again: nothing changes
+          plans.push((s) => s === stage && outcome(() => native.set.call(list, i, native.get.call(list, i))))
+          break
+        case 2: // held from `stage` to `held`
+          if (held === 4 && neverReleased++ >= 4) break // few: each costs the native reader 200 ms
+          plans.push((s) => {
+            if (s === stage) buf[codesAt + i] = 0xff
+            if (s === held) buf[codesAt + i] = code
+          })
+          break
+        default: // the code flipped at `stage` and restored at `held`
+          plans.push((s) => {
+            if (s === stage) buf[codesAt + i] = flipTo
+            if (s === held) buf[codesAt + i] = code
+          })
+      }
+    }
+    // Needles the JS path compares itself (others go to the native method whole).
+    const needle = (item: unknown) => (['number', 'boolean', 'string'].includes(typeof item) ? item : null)
+    const [first, last] = [needle(items[0]), needle(items[n - 1])]
+    const reads: Array<[string, () => unknown, () => unknown]> = [
+      ['toArray', () => list.toArray(), () => native.toArray.call(list)],
+      ['count', () => list.count(first as never), () => native.count.call(list, first)],
+      ['index', () => list.index(last as never), () => native.index.call(list, last)],
+    ]
+    for (const [what, read, readNatively] of reads) {
+      // Each read starts again from the same bytes; the plan runs during the first run's copies.
+      const start = Buffer.from(buf)
+      let run = -1
+      betweenCopies((target, s) => {
+        if (target !== list) return
+        if (s === 0) run++
+        if (run === 0) for (const plan of plans) plan(s)
+      })
+      let got: Outcome
+      try {
+        got = outcome(read)
+      } finally {
+        betweenCopies(null)
+      }
+      if (bulk) t.true(run >= 0, `seed ${seed}: the bulk path ran`)
+      // Every change was caught and its item read again, so the read answers as the native
+      // path does over the bytes as they are now.
+      t.deepEqual(got, outcome(readNatively), `seed ${seed}: ${what} with changes at stage ${stage}`)
+      buf.set(start)
+    }
   }
 })
 

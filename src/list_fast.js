@@ -197,6 +197,7 @@
 
     const decodeWord = (kind, lo, hi) => {
       if (kind === INT) {
+        if (hi === lo >> 31) return lo // an int32, the common int
         // Exact in a double while |hi| < 2^21; a safe integer is a number, others a bigint
         // (as the native reader decides).
         if (hi >= -0x200000 && hi < 0x200000) {
@@ -352,6 +353,9 @@
     let bulkCopy = null
     let bulkWords = null
     let bulkCompare = null // a Buffer over the same memory, for its compare
+    // Test hook (with SHMKIT_TEST_HOOKS=1 only): called between the copies of a run, where a
+    // writer in another process could write.
+    let betweenCopies = null
 
     const chunksOf = (fast) => {
       if (fast.chunkEnds !== null) return fast.chunkEnds
@@ -419,11 +423,15 @@
           const data = bytes.subarray(fast.dataAt + 4 * slots[start], fast.dataAt + 4 * slots[end])
           const formats = bytes.subarray(fast.formatsAt + 8 * start, fast.formatsAt + 8 * end)
           copy.set(codes, codes1)
+          if (betweenCopies !== null) betweenCopies(list, 0)
           copy.set(data, 0)
           copy.set(formats, dataLen)
+          if (betweenCopies !== null) betweenCopies(list, 1)
           copy.set(codes, codes2)
+          if (betweenCopies !== null) betweenCopies(list, 2)
           copy.set(data, half)
           copy.set(formats, half + dataLen)
+          if (betweenCopies !== null) betweenCopies(list, 3)
           copy.set(codes, codes3)
           // Usually nothing changed: two memcmp then say so for every item of the chunk (the
           // codes compared as [codes1, codes3) against [codes2, codes3 + items)).
@@ -433,15 +441,19 @@
         }
         const second = half >> 2 // from a word of the first copy to the same word of the second
         const formatWords = dataLen >> 2
+        const base = slots[start]
+        let slotEnd = base
         for (let i = start; i < end; i++) {
           let value = ABSENT
           const j = i - start
+          const slotStart = slotEnd
+          slotEnd = slots[i + 1]
           const code = copy[codes1 + j]
           if (copied && code !== BUSY && (same || (code === copy[codes2 + j] && code === copy[codes3 + j]))) {
             const formatAt = formatWords + 2 * j
             const kind = kindOf(fast, i, copyWords[formatAt], copyWords[formatAt + 1], code)
-            const at = slots[i] - slots[start]
-            const count = slots[i + 1] - slots[i]
+            const at = slotStart - base
+            const count = slotEnd - slotStart
             if (kind !== 0 && (same || sameInBoth(copyWords, formatAt, at, count, second))) {
               if (kind < STR) value = decodeWord(kind, copyWords[at], copyWords[at + 1])
               else if (mode !== COLLECT && (kind === BYTES || (!textNeedle && ascii(copyWords, at, count)))) value = UNEQUAL
@@ -667,6 +679,12 @@
     // The native methods, for the specs that compare both paths (test hooks only).
     if (typeof process === 'object' && process?.env?.SHMKIT_TEST_HOOKS === '1') {
       Object.defineProperty(exports, '_listNative', { value: native, enumerable: false })
+      Object.defineProperty(exports, '_listBetweenCopies', {
+        value: (hook) => {
+          betweenCopies = typeof hook === 'function' ? hook : null
+        },
+        enumerable: false,
+      })
     }
   }
 })()
