@@ -379,6 +379,27 @@
       return true
     }
 
+    // The needle of count/index as UTF-8 in `needleWords`, zero-padded; its length in bytes, or
+    // -1 when no item can equal it (it ends with NUL, which readers strip, or is too long).
+    let needleWords = new Int32Array(16)
+    const needleWordsOf = (needle) => {
+      if (needle.length > MAX_SLOT_LEN || (needle.length > 0 && needle.charCodeAt(needle.length - 1) === 0)) return -1
+      const most = 3 * needle.length
+      if (4 * needleWords.length < most + 4) needleWords = new Int32Array((most >> 2) + 2)
+      needleWords.fill(0)
+      const { read, written } = encoder.encodeInto(needle, new Uint8Array(needleWords.buffer))
+      return read === needle.length ? written : -1
+    }
+    // Whether the slot of `count` words at `at` holds exactly the needle's `length` bytes, then
+    // NULs: the str item, trailing NULs stripped, is the needle (valid UTF-8, then).
+    const holdsNeedle = (words, at, count, length) => {
+      const needleCount = (length + 3) >> 2
+      if (length < 0 || needleCount > count) return false
+      for (let k = 0; k < needleCount; k++) if (words[at + k] !== needleWords[k]) return false
+      for (let k = needleCount; k < count; k++) if (words[at + k] !== 0) return false
+      return true
+    }
+
     // Whether `count` words at `at` hold ASCII bytes only.
     const ascii = (words, at, count) => {
       let high = 0
@@ -403,9 +424,9 @@
       const { bytes, slots } = fast
       // Filled in place when not too long for V8's fast elements (pushing costs twice as much).
       const out = mode !== COLLECT ? null : fast.n <= 65536 ? new Array(fast.n) : []
-      // count/index skip building an item no needle could equal: bytes, and ASCII str (valid
-      // UTF-8) when the needle is not a string.
-      const textNeedle = typeof needle === 'string'
+      // count/index compare a str needle's UTF-8 with each str slot (see below) rather than
+      // building every item.
+      const needleLength = typeof needle === 'string' ? needleWordsOf(needle) : -1
       let found = 0
       let start = 0
       for (let c = 0; c < ends.length; c++) {
@@ -456,7 +477,13 @@
             const count = slotEnd - slotStart
             if (kind !== 0 && (same || sameInBoth(copyWords, formatAt, at, count, second))) {
               if (kind < STR) value = decodeWord(kind, copyWords[at], copyWords[at + 1])
-              else if (mode !== COLLECT && (kind === BYTES || (!textNeedle && ascii(copyWords, at, count)))) value = UNEQUAL
+              else if (mode === COLLECT) value = textAt(kind, copyWords, copy, at, count)
+              // count/index: no needle equals a bytes item; a str slot holding exactly the
+              // needle's bytes is the needle; any other ASCII one is valid and not it; the rest
+              // are decoded (and so checked).
+              else if (kind === BYTES) value = UNEQUAL
+              else if (holdsNeedle(copyWords, at, count, needleLength)) value = needle
+              else if (ascii(copyWords, at, count)) value = UNEQUAL
               else value = textAt(kind, copyWords, copy, at, count)
             }
           }
