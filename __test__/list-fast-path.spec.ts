@@ -294,6 +294,32 @@ test('bulk reads: items written, held or flipped between the copies are read aga
   }
 })
 
+/**
+ * Two worker threads writing `list` for 600 ms, one through the JS path (`native` false) and one
+ * through the native writer: `body` runs with `set(i, v)`, `end` (a time) and `first` (0 or 1)
+ * in scope and counts its `writes`. `running()` is true until both have finished.
+ */
+function writerThreads(list: List, body: string) {
+  const source = `
+    process.env.SHMKIT_TEST_HOOKS = '1'
+    const { workerData, parentPort } = require('node:worker_threads')
+    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
+    const list = addon.ShareableList.open(workerData.name)
+    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
+    const first = workerData.first
+    const end = Date.now() + 600
+    let writes = 0
+    ${body}
+    list.close()
+    parentPort.postMessage(writes)
+  `
+  const workers = [0, 1].map((k) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: k === 1, first: k } }))
+  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
+  let finished = false
+  void done.finally(() => (finished = true))
+  return { done, running: () => !finished }
+}
+
 test('bulk reads while other threads write: each item is one of the values written', async (t) => {
   // Three kinds of item per position, each written whole by a JS or a native writer; readers
   // must see one of them (or the native path's answer) for every item of every toArray.
@@ -302,32 +328,20 @@ test('bulk reads while other threads write: each item is one of the values writt
   const strOf = (i: number, even: boolean) => (even ? `s${i}` : `é${i}`)
   const items = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? intOf(i, true) : i % 3 === 1 ? strOf(i, true) : Buffer.from(`b${i}`)))
   const [list] = pair(t, items)
-  const source = `
-    process.env.SHMKIT_TEST_HOOKS = '1'
-    const { workerData, parentPort } = require('node:worker_threads')
-    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
-    const list = addon.ShareableList.open(workerData.name)
-    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
-    const end = Date.now() + 600
-    let writes = 0
-    for (let round = 0; Date.now() < end; round++) {
+  const writers = writerThreads(
+    list,
+    `for (let round = 0; Date.now() < end; round++) {
       const even = round % 2 === 0
-      for (let i = workerData.first; i < ${n}; i += 7, writes++) {
+      for (let i = first; i < ${n}; i += 7, writes++) {
         if (i % 3 === 0) set(i, even ? i : -i - 2 ** 40)
         else if (i % 3 === 1) set(i, even ? 's' + i : 'é' + i)
         else set(i, Buffer.from((even ? 'b' : 'B') + i))
       }
-    }
-    list.close()
-    parentPort.postMessage(writes)
-  `
-  const workers = [0, 1].map((k) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: k === 1, first: k } }))
-  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
-  let finished = false
-  void done.finally(() => (finished = true))
+    }`,
+  )
   const wrong: string[] = []
   let reads = 0
-  while (!finished) {
+  while (writers.running()) {
     const read = list.toArray()
     reads++
     for (let i = 0; i < n; i++) {
@@ -350,7 +364,7 @@ test('bulk reads while other threads write: each item is one of the values writt
     if (list.count(strOf(1, true)) > 1) wrong.push('count(s1) > 1')
     await new Promise((resolve) => setImmediate(resolve))
   }
-  const writes = await done
+  const writes = await writers.done
   t.deepEqual(wrong.slice(0, 5), [])
   t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
 })
@@ -386,27 +400,15 @@ test('no torn value while threads write through both paths', async (t) => {
   const A_STR = 'a'.repeat(15)
   const B_STR = 'b'.repeat(15)
   const [list] = pair(t, [A_INT, A_STR, 0.5])
-  const source = `
-    process.env.SHMKIT_TEST_HOOKS = '1'
-    const { workerData, parentPort } = require('node:worker_threads')
-    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
-    const list = addon.ShareableList.open(workerData.name)
-    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
-    const end = Date.now() + 600
-    let writes = 0
-    while (Date.now() < end) {
+  const writers = writerThreads(
+    list,
+    `while (Date.now() < end) {
       const even = writes++ % 2 === 0
       set(0, even ? ${A_INT} : ${B_INT})
       set(1, even ? '${A_STR}' : '${B_STR}')
       set(2, even ? 0.5 : -1e300)
-    }
-    list.close()
-    parentPort.postMessage(writes)
-  `
-  const workers = [false, true].map((isNative) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: isNative } }))
-  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
-  let finished = false
-  void done.finally(() => (finished = true))
+    }`,
+  )
   let reads = 0
   const torn: unknown[] = []
   // Torn 15-byte str reads ('bbbbbbbbbbbbaaa') came in about one run in three while a writer
@@ -415,7 +417,7 @@ test('no torn value while threads write through both paths', async (t) => {
   // not a proof against every schedule for long values: torn str reads are logged, not failed;
   // 8-byte values are asserted.
   const tornText: unknown[] = []
-  while (!finished) {
+  while (writers.running()) {
     for (let k = 0; k < 2000; k++, reads++) {
       const [i, s, f] = [list.get(0), list.get(1), list.get(2)]
       if (i !== A_INT && i !== B_INT) torn.push(i)
@@ -424,7 +426,7 @@ test('no torn value while threads write through both paths', async (t) => {
     }
     await new Promise((resolve) => setImmediate(resolve))
   }
-  const writes = await done
+  const writes = await writers.done
   t.deepEqual(torn.slice(0, 5), [])
   if (tornText.length > 0) t.log(`torn str reads (known hole): ${tornText.length}, e.g. ${String(tornText[0])}`)
   t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
