@@ -348,7 +348,8 @@
     const COLLECT = 0
     const COUNT = 1
     const FIND = 2
-    // A bytes item count/index need not build (no needle they compare equals a Buffer).
+    // An item count/index need not build, as no needle equals it (a bytes item, or a str that
+    // is not the needle).
     const UNEQUAL = Symbol('shmkit.unequal')
     let bulkCopy = null
     let bulkWords = null
