@@ -15,6 +15,7 @@ const addon = require('../index.js') as typeof import('../index.js') & {
 }
 const { ShareableList } = addon
 const native = addon._listNative
+const betweenCopies = (addon as unknown as { _listBetweenCopies: (hook: ((list: unknown, stage: number) => void) | null) => void })._listBetweenCopies
 type List = InstanceType<typeof ShareableList>
 
 /** A small deterministic generator (mulberry32), so that a failure names a seed to replay. */
@@ -167,6 +168,207 @@ test('the JS path answers hostile bytes exactly as the native one, without writi
   }
 })
 
+/** The byte offsets of a list's formats and codes (from its header, as the core lays it out). */
+function regions(list: List) {
+  const buf = list.shm.buf
+  const n = list.length
+  const formatsAt = Number(buf.readBigInt64LE(8 * (n + 1))) + 8 * (n + 2)
+  return { buf, n, formatsAt, codesAt: formatsAt + 8 * n }
+}
+
+// On x86, toArray/count/index copy the list in runs of up to 32 KiB of data and formats and
+// read each item from those copies (the per-item path otherwise); an item longer than a run is
+// read alone. Long lists, long items and corruptions spread over several runs.
+test('bulk reads over several runs of items, long items and corruptions answer as the native path', (t) => {
+  for (let seed = 200; seed <= 206; seed++) {
+    const r = random(seed)
+    const n = 2000 + r.int(1500)
+    const items = Array.from({ length: n }, (_, i) => {
+      if (i === 5 || i === n - 2) return 'L'.repeat(33_000 + r.int(9000)) // longer than a run
+      if (r.next() < 0.05) return 'w'.repeat(20 + r.int(200))
+      return creatable(r)
+    })
+    const [list] = pair(t, items)
+    compareReads(t, list, r, `seed ${seed}, intact`)
+    const { buf, formatsAt, codesAt } = regions(list)
+    for (let k = 0; k < 6 + r.int(10); k++) {
+      const i = r.int(n)
+      switch (r.int(4)) {
+        case 0:
+          buf[codesAt + i] = r.int(6)
+          break
+        case 1:
+          buf.write(r.pick(['q', 'd', 'xxxxxxx?', 'xxxxxx?x', '8s', '16s', 'Q']).padEnd(8, '\0'), formatsAt + 8 * i, 'latin1')
+          break
+        case 2:
+          buf[r.int(codesAt)] = r.pick([0x80, 0xc3, 0xff, 0]) // data (invalid UTF-8 in a str, mostly)
+          break
+        default:
+          buf.fill(0xff, formatsAt + 8 * i, formatsAt + 8 * i + 8)
+      }
+    }
+    // One held item (0xff): the native reader waits 200 ms for it, then reads it.
+    if (seed % 2 === 0) buf[codesAt + r.int(n)] = 0xff
+    compareReads(t, list, r, `seed ${seed}, corrupted`)
+  }
+})
+
+// Deterministically, what a writer in another process does between the bulk copies of a run
+// (test hook; x86 only, where toArray/count/index copy in bulk): writes of new values, items
+// held (0xff) from one copy to a later one, a code flipped and restored, a held item never
+// released. Each is caught by comparing the copies, and that item is read again alone.
+test('bulk reads: items written, held or flipped between the copies are read again', (t) => {
+  const bulk = process.arch === 'x64' || process.arch === 'ia32'
+  let neverReleased = 0
+  for (let seed = 300; seed <= 340; seed++) {
+    const r = random(seed)
+    const n = 1 + r.int(r.next() < 0.3 ? 3000 : 40)
+    const items = Array.from({ length: n }, () => creatable(r))
+    const [list] = pair(t, items)
+    const { buf, codesAt } = regions(list)
+    const stage = r.int(4)
+    const plans: Array<(s: number) => void> = []
+    const touched = new Set<number>() // one plan per item: a writer meeting a held item would wait 1 s
+    for (let k = 0; k < 1 + r.int(4); k++) {
+      const i = r.int(n)
+      if (touched.has(i)) continue
+      touched.add(i)
+      const v = creatable(r)
+      // A later stage, or rarely 4: never released (then the native reader waits 200 ms for it).
+      const held = stage === 3 || r.next() < 0.1 ? 4 : stage + 1 + r.int(3 - stage)
+      const code = buf[codesAt + i]
+      const flipTo = r.pick([0, 1, 2, 3, 0x80])
+      // A write that ends between the second copy and the last read of the codes (stage 3) and
+      // leaves the code as it was is ordered before the read: the value read is the old one,
+      // rightly. Writes come at stages 0-2 here.
+      switch (stage === 3 ? 2 + r.int(2) : r.int(4)) {
+        case 0: // a write, by the native writer (which takes the item and releases it)
+          plans.push((s) => s === stage && outcome(() => native.set.call(list, i, v)))
+          break
+        case 1: // the same value written again: nothing changes
+          plans.push((s) => s === stage && outcome(() => native.set.call(list, i, native.get.call(list, i))))
+          break
+        case 2: // held from `stage` to `held`
+          if (held === 4 && neverReleased++ >= 4) break // few: each costs the native reader 200 ms
+          plans.push((s) => {
+            if (s === stage) buf[codesAt + i] = 0xff
+            if (s === held) buf[codesAt + i] = code
+          })
+          break
+        default: // the code flipped at `stage` and restored at `held`
+          plans.push((s) => {
+            if (s === stage) buf[codesAt + i] = flipTo
+            if (s === held) buf[codesAt + i] = code
+          })
+      }
+    }
+    // Needles the JS path compares itself (others go to the native method whole).
+    const needle = (item: unknown) => (['number', 'boolean', 'string'].includes(typeof item) ? item : null)
+    const [first, last] = [needle(items[0]), needle(items[n - 1])]
+    const reads: Array<[string, () => unknown, () => unknown]> = [
+      ['toArray', () => list.toArray(), () => native.toArray.call(list)],
+      ['count', () => list.count(first as never), () => native.count.call(list, first)],
+      ['index', () => list.index(last as never), () => native.index.call(list, last)],
+    ]
+    for (const [what, read, readNatively] of reads) {
+      // Each read starts again from the same bytes; the plan runs during the first run's copies.
+      const start = Buffer.from(buf)
+      let run = -1
+      betweenCopies((target, s) => {
+        if (target !== list) return
+        if (s === 0) run++
+        if (run === 0) for (const plan of plans) plan(s)
+      })
+      let got: Outcome
+      try {
+        got = outcome(read)
+      } finally {
+        betweenCopies(null)
+      }
+      if (bulk) t.true(run >= 0, `seed ${seed}: the bulk path ran`)
+      // Every change was caught and its item read again, so the read answers as the native
+      // path does over the bytes as they are now.
+      t.deepEqual(got, outcome(readNatively), `seed ${seed}: ${what} with changes at stage ${stage}`)
+      buf.set(start)
+    }
+  }
+})
+
+/**
+ * Two worker threads writing `list` for 600 ms, one through the JS path (`native` false) and one
+ * through the native writer: `body` runs with `set(i, v)`, `end` (a time) and `first` (0 or 1)
+ * in scope and counts its `writes`. `running()` is true until both have finished.
+ */
+function writerThreads(list: List, body: string) {
+  const source = `
+    process.env.SHMKIT_TEST_HOOKS = '1'
+    const { workerData, parentPort } = require('node:worker_threads')
+    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
+    const list = addon.ShareableList.open(workerData.name)
+    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
+    const first = workerData.first
+    const end = Date.now() + 600
+    let writes = 0
+    ${body}
+    list.close()
+    parentPort.postMessage(writes)
+  `
+  const workers = [0, 1].map((k) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: k === 1, first: k } }))
+  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
+  let finished = false
+  void done.finally(() => (finished = true))
+  return { done, running: () => !finished }
+}
+
+test('bulk reads while other threads write: each item is one of the values written', async (t) => {
+  // Three kinds of item per position, each written whole by a JS or a native writer; readers
+  // must see one of them (or the native path's answer) for every item of every toArray.
+  const n = 3000
+  const intOf = (i: number, even: boolean) => (even ? i : -i - 2 ** 40)
+  const strOf = (i: number, even: boolean) => (even ? `s${i}` : `é${i}`)
+  const items = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? intOf(i, true) : i % 3 === 1 ? strOf(i, true) : Buffer.from(`b${i}`)))
+  const [list] = pair(t, items)
+  const writers = writerThreads(
+    list,
+    `for (let round = 0; Date.now() < end; round++) {
+      const even = round % 2 === 0
+      for (let i = first; i < ${n}; i += 7, writes++) {
+        if (i % 3 === 0) set(i, even ? i : -i - 2 ** 40)
+        else if (i % 3 === 1) set(i, even ? 's' + i : 'é' + i)
+        else set(i, Buffer.from((even ? 'b' : 'B') + i))
+      }
+    }`,
+  )
+  const wrong: string[] = []
+  let reads = 0
+  while (writers.running()) {
+    const read = list.toArray()
+    reads++
+    for (let i = 0; i < n; i++) {
+      const v = read[i]
+      const ok =
+        i % 3 === 0
+          ? v === intOf(i, true) || v === intOf(i, false)
+          : i % 3 === 1
+            ? v === strOf(i, true) || v === strOf(i, false)
+            : Buffer.isBuffer(v) && (v.equals(Buffer.from(`b${i}`)) || v.equals(Buffer.from(`B${i}`)))
+      if (!ok) wrong.push(`${i}: ${String(v)}`)
+    }
+    // Item 0 alone is ever 0, and item 1 alone is ever 's1'.
+    try {
+      const at = list.index(0)
+      if (at !== 0) wrong.push(`index(0) = ${at}`)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_SHM_VALUE_NOT_FOUND') wrong.push(`index(0) threw ${String(err)}`)
+    }
+    if (list.count(strOf(1, true)) > 1) wrong.push('count(s1) > 1')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const writes = await writers.done
+  t.deepEqual(wrong.slice(0, 5), [])
+  t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
+})
+
 test('use after close: both paths throw ERR_SHM_CLOSED', (t) => {
   const [list] = pair(t, [1, 'two'])
   list.get(1)
@@ -198,27 +400,15 @@ test('no torn value while threads write through both paths', async (t) => {
   const A_STR = 'a'.repeat(15)
   const B_STR = 'b'.repeat(15)
   const [list] = pair(t, [A_INT, A_STR, 0.5])
-  const source = `
-    process.env.SHMKIT_TEST_HOOKS = '1'
-    const { workerData, parentPort } = require('node:worker_threads')
-    const addon = require(${JSON.stringify(require.resolve('../index.js'))})
-    const list = addon.ShareableList.open(workerData.name)
-    const set = workerData.native ? (i, v) => addon._listNative.set.call(list, i, v) : (i, v) => list.set(i, v)
-    const end = Date.now() + 600
-    let writes = 0
-    while (Date.now() < end) {
+  const writers = writerThreads(
+    list,
+    `while (Date.now() < end) {
       const even = writes++ % 2 === 0
       set(0, even ? ${A_INT} : ${B_INT})
       set(1, even ? '${A_STR}' : '${B_STR}')
       set(2, even ? 0.5 : -1e300)
-    }
-    list.close()
-    parentPort.postMessage(writes)
-  `
-  const workers = [false, true].map((isNative) => new Worker(source, { eval: true, workerData: { name: list.shm.name, native: isNative } }))
-  const done = Promise.all(workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject))))
-  let finished = false
-  void done.finally(() => (finished = true))
+    }`,
+  )
   let reads = 0
   const torn: unknown[] = []
   // Torn 15-byte str reads ('bbbbbbbbbbbbaaa') came in about one run in three while a writer
@@ -227,7 +417,7 @@ test('no torn value while threads write through both paths', async (t) => {
   // not a proof against every schedule for long values: torn str reads are logged, not failed;
   // 8-byte values are asserted.
   const tornText: unknown[] = []
-  while (!finished) {
+  while (writers.running()) {
     for (let k = 0; k < 2000; k++, reads++) {
       const [i, s, f] = [list.get(0), list.get(1), list.get(2)]
       if (i !== A_INT && i !== B_INT) torn.push(i)
@@ -236,7 +426,7 @@ test('no torn value while threads write through both paths', async (t) => {
     }
     await new Promise((resolve) => setImmediate(resolve))
   }
-  const writes = await done
+  const writes = await writers.done
   t.deepEqual(torn.slice(0, 5), [])
   if (tornText.length > 0) t.log(`torn str reads (known hole): ${tornText.length}, e.g. ${String(tornText[0])}`)
   t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)

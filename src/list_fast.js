@@ -6,7 +6,8 @@
 // `_layout`; the segment's header is never read here. Per access this path reads only what
 // it recognises exactly — the int/float/bool/None formats, and `<slot>s` for str/bytes —
 // through the core's reader protocol (code, copy, code, copy, code; see `load` below for the
-// ordering), and never writes a byte while reading. Anything else (a busy item, a
+// ordering), and never writes a byte while reading; on x86, toArray/count/index run that
+// sequence over whole runs of items at once (see `scan`). Anything else (a busy item, a
 // format it does not know, a copy that keeps changing, invalid UTF-8, a closed segment, a
 // wrong receiver or argument) is handed to the native method, which either answers or throws
 // the core's error (ERR_SHM_CORRUPT, ERR_SHM_CLOSED, ...). So both paths answer alike by
@@ -92,12 +93,17 @@
 
     const word = new Int32Array(2)
     const wordFloat = new Float64Array(word.buffer)
+    // A private copy of an 8-byte str/bytes slot.
+    const pair = new Int32Array(2)
+    const pairBytes = new Uint8Array(pair.buffer)
     // Private copies of str/bytes items (two copies side by side), grown on demand.
     let scratch = new Int32Array(64)
     let scratchBytes = new Uint8Array(scratch.buffer)
     const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
     const encoder = new TextEncoder()
     const wellFormed = typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : () => false
+    const fromCodes = String.fromCharCode
+    const NodeBuffer = Buffer // a getter on Node's global object: read once
 
     const growScratch = (words) => {
       if (scratch.length >= words) return
@@ -129,39 +135,45 @@
       const n = positions.length - 4
       const [dataAt, formatsAt, codesAt] = positions
       if (n < 0 || codesAt + n > buffer.byteLength || formatsAt % 8 !== 0 || dataAt % 8 !== 0) return null
-      const slots = new Float64Array(n + 1)
-      for (let i = 0; i <= n; i++) slots[i] = dataAt + positions[3 + i]
+      // Slot starts in 32-bit words from the start of the data (the core validated them as
+      // multiples of 8 bytes); past 8 GiB of data only the native path runs.
+      if (positions[3 + n] / 4 > 0x7fffffff) return null
+      const slots = new Int32Array(n + 1)
+      for (let i = 0; i <= n; i++) slots[i] = positions[3 + i] / 4
       return {
         owner: list,
         n,
         bytes: new Uint8Array(buffer),
         words: new Int32Array(buffer, 0, buffer.byteLength >> 2),
         slots,
+        dataAt,
+        dataWords: dataAt >> 2,
+        formatsAt,
         formatWords: formatsAt >> 2,
         codesAt,
         // `<slot>s` as two words per item, made when first needed (0: not yet; a real one
         // starts with a digit).
         strFormats: new Int32Array(2 * n),
+        // Where each run of items copied together ends (see `scan`), made when first needed.
+        chunkEnds: null,
       }
     }
 
     const strFormat = (fast, i) => {
-      if (fast.strFormats[2 * i] === 0) {
-        const slotLen = fast.slots[i + 1] - fast.slots[i]
-        if (slotLen > MAX_SLOT_LEN) {
-          fast.strFormats[2 * i] = -1 // no format can say this slot's size: the native path reads it
-          return
-        }
-        const text = `${slotLen}s`
-        let lo = 0
-        let hi = 0
-        for (let k = 0; k < text.length; k++) {
-          if (k < 4) lo |= text.charCodeAt(k) << (8 * k)
-          else hi |= text.charCodeAt(k) << (8 * (k - 4))
-        }
-        fast.strFormats[2 * i] = lo
-        fast.strFormats[2 * i + 1] = hi
+      const slotLen = 4 * (fast.slots[i + 1] - fast.slots[i])
+      if (slotLen > MAX_SLOT_LEN) {
+        fast.strFormats[2 * i] = -1 // no format can say this slot's size: the native path reads it
+        return
       }
+      const text = `${slotLen}s`
+      let lo = 0
+      let hi = 0
+      for (let k = 0; k < text.length; k++) {
+        if (k < 4) lo |= text.charCodeAt(k) << (8 * k)
+        else hi |= text.charCodeAt(k) << (8 * (k - 4))
+      }
+      fast.strFormats[2 * i] = lo
+      fast.strFormats[2 * i + 1] = hi
     }
 
     const kindOf = (fast, i, lo, hi, code) => {
@@ -176,15 +188,16 @@
         return 0
       }
       if (code === CODE_STR || code === CODE_BYTES) {
-        strFormat(fast, i)
-        if (fast.strFormats[2 * i] === -1) return 0
-        if (lo === fast.strFormats[2 * i] && hi === fast.strFormats[2 * i + 1]) return code === CODE_STR ? STR : BYTES
+        const formats = fast.strFormats
+        if (formats[2 * i] === 0) strFormat(fast, i)
+        if (lo === formats[2 * i] && hi === formats[2 * i + 1] && lo !== -1) return code === CODE_STR ? STR : BYTES
       }
       return 0
     }
 
     const decodeWord = (kind, lo, hi) => {
       if (kind === INT) {
+        if (hi === lo >> 31) return lo // an int32, the common int
         // Exact in a double while |hi| < 2^21; a safe integer is a number, others a bigint
         // (as the native reader decides).
         if (hi >= -0x200000 && hi < 0x200000) {
@@ -202,31 +215,62 @@
       return null
     }
 
-    // Decodes the first copy in scratch (`len` bytes), trailing NULs stripped as CPython does.
-    const decodeText = (kind, len) => {
-      const bytes = scratchBytes
-      let end = len
-      while (end > 0 && bytes[end - 1] === 0) end--
+    // The string of the `count` (0..8) ASCII bytes at `at`: one String.fromCharCode call, not a
+    // concatenation per char (TextDecoder costs ~300 ns a call).
+    const codesText = (bytes, at, count) => {
+      switch (count) {
+        case 0:
+          return ''
+        case 1:
+          return fromCodes(bytes[at])
+        case 2:
+          return fromCodes(bytes[at], bytes[at + 1])
+        case 3:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2])
+        case 4:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3])
+        case 5:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4])
+        case 6:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4], bytes[at + 5])
+        case 7:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4], bytes[at + 5], bytes[at + 6])
+        default:
+          return fromCodes(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7])
+      }
+    }
+
+    // The str or bytes item whose slot (`count` words) starts at word `at` of a private copy
+    // (`words`, and `bytes` over the same memory), trailing NULs stripped as CPython does; ABSENT
+    // for a str that is not UTF-8.
+    const textAt = (kind, words, bytes, at, count) => {
+      let last = at + count - 1
+      while (last >= at && words[last] === 0) last--
+      // Little-endian: the last non-NUL byte is the highest non-zero byte of the last non-zero word.
+      const end = last < at ? 0 : 4 * (last - at + 1) - (Math.clz32(words[last]) >> 3)
+      const from = 4 * at
       if (kind === BYTES) {
         // A copy, from Node's pool when small (as Buffer.from(string) makes one): an ArrayBuffer of its
         // own costs ~200 ns.
-        const out = Buffer.allocUnsafe(end)
-        for (let k = 0; k < end; k++) out[k] = bytes[k]
+        const out = NodeBuffer.allocUnsafe(end)
+        if (end <= 64) for (let k = 0; k < end; k++) out[k] = bytes[from + k]
+        else out.set(bytes.subarray(from, from + end))
         return out
       }
       if (end <= 64) {
-        // Short ASCII, the common item: built in place (TextDecoder costs ~300 ns a call).
-        let text = ''
-        let k = 0
-        for (; k < end; k++) {
-          const c = bytes[k]
-          if (c >= 0x80) break
-          text += String.fromCharCode(c)
+        // Short ASCII, the common item: built from the bytes in place.
+        let high = 0
+        for (let k = at; k <= last; k++) high |= words[k]
+        if ((high & 0x80808080) === 0) {
+          if (end <= 8) return codesText(bytes, from, end)
+          let text = ''
+          let k = 0
+          for (; k + 8 <= end; k += 8) text += codesText(bytes, from + k, 8)
+          return text + codesText(bytes, from + k, end - k)
         }
-        if (k === end) return text
       }
       try {
-        return decoder.decode(bytes.subarray(0, end))
+        return decoder.decode(bytes.subarray(from, from + end))
       } catch {
         return ABSENT // not UTF-8: the native reader names the item
       }
@@ -234,10 +278,12 @@
 
     // Item `i` (in range), or ABSENT.
     const read = (fast, i) => {
-      const { bytes, words } = fast
+      const bytes = fast.bytes
+      const words = fast.words
       const codeAt = fast.codesAt + i
       const formatAt = fast.formatWords + 2 * i
-      const at = fast.slots[i] / 4
+      const at = fast.dataWords + fast.slots[i]
+      const count = fast.slots[i + 1] - fast.slots[i]
       for (let t = 0; t < TRIES; t++) {
         const before = Atomics.load(bytes, codeAt)
         if (before === BUSY) return ABSENT
@@ -245,7 +291,8 @@
         const hi = load(words, formatAt + 1)
         const kind = kindOf(fast, i, lo, hi, before)
         if (kind === 0) return ABSENT
-        if (kind < STR) {
+        if (kind < STR || count === 2) {
+          // Eight bytes: a number, bool or None, or a str/bytes slot of 8 bytes.
           const first0 = load(words, at)
           const first1 = load(words, at + 1)
           const middle = Atomics.load(bytes, codeAt)
@@ -255,12 +302,13 @@
           const second1 = load(words, at + 1)
           const after = Atomics.load(bytes, codeAt)
           if (before === middle && middle === after && lo === lo2 && hi === hi2 && first0 === second0 && first1 === second1) {
-            return decodeWord(kind, first0, first1)
+            if (kind < STR) return decodeWord(kind, first0, first1)
+            pair[0] = first0
+            pair[1] = first1
+            return textAt(kind, pair, pairBytes, 0, 2)
           }
           continue
         }
-        const len = fast.slots[i + 1] - fast.slots[i]
-        const count = len / 4
         growScratch(2 * count)
         const copy = scratch
         for (let k = 0; k < count; k++) copy[k] = load(words, at + k)
@@ -271,9 +319,185 @@
         const after = Atomics.load(bytes, codeAt)
         let same = before === middle && middle === after && lo === lo2 && hi === hi2
         for (let k = 0; same && k < count; k++) same = copy[k] === copy[count + k]
-        if (same) return decodeText(kind, len)
+        if (same) return textAt(kind, copy, scratchBytes, 0, count)
       }
       return ABSENT
+    }
+
+    // Bulk reads, for toArray/count/index on x86 only (elsewhere they read item by item). A run
+    // of items (`chunkEnds`, up to CHUNK bytes of data and formats) is copied into a private
+    // buffer whole, in five copies: its codes, its data and formats, its codes, its data and
+    // formats, its codes. An item is then taken from the first copy only when its three codes
+    // agree and are not BUSY and its format and data agree between the two copies: the
+    // per-item test of `read`, on the same sequence. Any other item (held, changed between the
+    // copies, a format not recognised here, invalid UTF-8) goes alone through `read` and then
+    // the native method, as before.
+    // Why the order holds: on x86 (TSO) the CPU never reorders a load with another load, and
+    // every copy's loads (memmove's, plain, vector or string moves) are ordinary loads; the
+    // Atomics.load of the per-item path is the same mov there, its only effect being on the
+    // compiler. Each copy here is its own %TypedArray%.prototype.set call (a builtin calling
+    // memmove; V8 neither inlines it nor moves memory accesses across a call), so the five
+    // copies are read in program order, each between the ones before and after it; only the
+    // order inside one copy is free (memmove may even read a byte twice), which the per-item
+    // protocol does not fix either: its format and data loads are plain, and each copy still
+    // holds, byte by byte, a value the segment held while it was taken. On Arm this argument
+    // fails (loads may be reordered without a barrier), so the bulk path is x86 only.
+    const bulk = tso
+    // Bytes of data and formats copied at once (each copied twice); a longer item is read alone.
+    const CHUNK = 32768
+    const COLLECT = 0
+    const COUNT = 1
+    const FIND = 2
+    // An item count/index need not build, as no needle equals it (a bytes item, or a str that
+    // is not the needle).
+    const UNEQUAL = Symbol('shmkit.unequal')
+    let bulkCopy = null
+    let bulkWords = null
+    let bulkCompare = null // a Buffer over the same memory, for its compare
+    // Test hook (with SHMKIT_TEST_HOOKS=1 only): called between the copies of a run, where a
+    // writer in another process could write.
+    let betweenCopies = null
+
+    const chunksOf = (fast) => {
+      if (fast.chunkEnds !== null) return fast.chunkEnds
+      const { slots, n } = fast
+      const ends = []
+      for (let start = 0; start < n; ) {
+        let end = start + 1
+        while (end < n && 4 * (slots[end + 1] - slots[start]) + 8 * (end + 1 - start) <= CHUNK) end++
+        ends.push(end)
+        start = end
+      }
+      fast.chunkEnds = Int32Array.from(ends)
+      return fast.chunkEnds
+    }
+
+    // Format and data words of item `i` of a chunk (format at word `formatAt`, `count` data words
+    // at `at`), the same in both copies (`second` words apart).
+    const sameInBoth = (words, formatAt, at, count, second) => {
+      if (words[formatAt] !== words[formatAt + second] || words[formatAt + 1] !== words[formatAt + 1 + second]) return false
+      for (let k = 0; k < count; k++) if (words[at + k] !== words[at + k + second]) return false
+      return true
+    }
+
+    // The needle of count/index as UTF-8 in `needleWords`, zero-padded; its length in bytes, or
+    // -1 when no item can equal it (it ends with NUL, which readers strip, or is too long).
+    let needleWords = new Int32Array(16)
+    const needleWordsOf = (needle) => {
+      if (needle.length > MAX_SLOT_LEN || (needle.length > 0 && needle.charCodeAt(needle.length - 1) === 0)) return -1
+      const most = 3 * needle.length
+      if (4 * needleWords.length < most + 4) needleWords = new Int32Array((most >> 2) + 2)
+      needleWords.fill(0)
+      const { read, written } = encoder.encodeInto(needle, new Uint8Array(needleWords.buffer))
+      return read === needle.length ? written : -1
+    }
+    // Whether the slot of `count` words at `at` holds exactly the needle's `length` bytes, then
+    // NULs: the str item, trailing NULs stripped, is the needle (valid UTF-8, then).
+    const holdsNeedle = (words, at, count, length) => {
+      const needleCount = (length + 3) >> 2
+      if (length < 0 || needleCount > count) return false
+      for (let k = 0; k < needleCount; k++) if (words[at + k] !== needleWords[k]) return false
+      for (let k = needleCount; k < count; k++) if (words[at + k] !== 0) return false
+      return true
+    }
+
+    // Whether `count` words at `at` hold ASCII bytes only.
+    const ascii = (words, at, count) => {
+      let high = 0
+      for (let k = 0; k < count; k++) high |= words[at + k]
+      return (high & 0x80808080) === 0
+    }
+
+    // toArray (COLLECT: returns the items), count (COUNT: how many equal `needle`) or index
+    // (FIND: the first that does, or -1), over bulk copies of the list.
+    const scan = (list, fast, mode, needle) => {
+      const ends = chunksOf(fast)
+      if (bulkCopy === null) {
+        // Two copies of a chunk's data and formats, then its three copies of codes (a chunk has
+        // at most CHUNK / 16 items: 8 bytes of format and at least 8 of data each).
+        bulkWords = new Int32Array((2 * CHUNK + (3 * CHUNK) / 16) / 4)
+        bulkCopy = new Uint8Array(bulkWords.buffer)
+        bulkCompare = NodeBuffer.from(bulkWords.buffer)
+      }
+      const copy = bulkCopy
+      const copyWords = bulkWords
+      const compare = bulkCompare
+      const { bytes, slots } = fast
+      // Filled in place when not too long for V8's fast elements (pushing costs twice as much).
+      const out = mode !== COLLECT ? null : fast.n <= 65536 ? new Array(fast.n) : []
+      // count/index compare a str needle's UTF-8 with each str slot (see below) rather than
+      // building every item.
+      const needleLength = typeof needle === 'string' ? needleWordsOf(needle) : -1
+      let found = 0
+      let start = 0
+      for (let c = 0; c < ends.length; c++) {
+        const end = ends[c]
+        const items = end - start
+        const dataLen = 4 * (slots[end] - slots[start])
+        const half = dataLen + 8 * items
+        const codes1 = 2 * CHUNK
+        const codes2 = codes1 + items
+        const codes3 = codes2 + items
+        const copied = half <= CHUNK
+        let same = false
+        if (copied) {
+          const codes = bytes.subarray(fast.codesAt + start, fast.codesAt + end)
+          const data = bytes.subarray(fast.dataAt + 4 * slots[start], fast.dataAt + 4 * slots[end])
+          const formats = bytes.subarray(fast.formatsAt + 8 * start, fast.formatsAt + 8 * end)
+          copy.set(codes, codes1)
+          if (betweenCopies !== null) betweenCopies(list, 0)
+          copy.set(data, 0)
+          copy.set(formats, dataLen)
+          if (betweenCopies !== null) betweenCopies(list, 1)
+          copy.set(codes, codes2)
+          if (betweenCopies !== null) betweenCopies(list, 2)
+          copy.set(data, half)
+          copy.set(formats, half + dataLen)
+          if (betweenCopies !== null) betweenCopies(list, 3)
+          copy.set(codes, codes3)
+          // Usually nothing changed: two memcmp then say so for every item of the chunk (the
+          // codes compared as [codes1, codes3) against [codes2, codes3 + items)).
+          same =
+            compare.compare(compare, codes2, codes3 + items, codes1, codes3) === 0 &&
+            compare.compare(compare, half, 2 * half, 0, half) === 0
+        }
+        const second = half >> 2 // from a word of the first copy to the same word of the second
+        const formatWords = dataLen >> 2
+        const base = slots[start]
+        let slotEnd = base
+        for (let i = start; i < end; i++) {
+          let value = ABSENT
+          const j = i - start
+          const slotStart = slotEnd
+          slotEnd = slots[i + 1]
+          const code = copy[codes1 + j]
+          if (copied && code !== BUSY && (same || (code === copy[codes2 + j] && code === copy[codes3 + j]))) {
+            const formatAt = formatWords + 2 * j
+            const kind = kindOf(fast, i, copyWords[formatAt], copyWords[formatAt + 1], code)
+            const at = slotStart - base
+            const count = slotEnd - slotStart
+            if (kind !== 0 && (same || sameInBoth(copyWords, formatAt, at, count, second))) {
+              if (kind < STR) value = decodeWord(kind, copyWords[at], copyWords[at + 1])
+              else if (mode === COLLECT) value = textAt(kind, copyWords, copy, at, count)
+              // count/index: no needle equals a bytes item; a str slot holding exactly the
+              // needle's bytes is the needle; any other ASCII one is valid and not it; the rest
+              // are decoded (and so checked).
+              else if (kind === BYTES) value = UNEQUAL
+              else if (holdsNeedle(copyWords, at, count, needleLength)) value = needle
+              else if (ascii(copyWords, at, count)) value = UNEQUAL
+              else value = textAt(kind, copyWords, copy, at, count)
+            }
+          }
+          if (value === ABSENT) value = itemAt(list, fast, i)
+          if (mode === COLLECT) out[i] = value
+          else if (equal(value, needle)) {
+            if (mode === FIND) return i
+            found++
+          }
+        }
+        start = end
+      }
+      return mode === COLLECT ? out : mode === COUNT ? found : -1
     }
 
     // Writes `value` at `i` (in range); false when the native writer must (a held item, a value
@@ -311,12 +535,30 @@
           code = CODE_NONE
           break
         case 'string': {
-          const slotLen = fast.slots[i + 1] - fast.slots[i]
-          if (slotLen > MAX_SLOT_LEN || value.length > slotLen) return false
-          growScratch(slotLen / 4)
+          const count = fast.slots[i + 1] - fast.slots[i]
+          const slotLen = 4 * count
+          const length = value.length
+          if (slotLen > MAX_SLOT_LEN || length > slotLen) return false
+          if (fast.strFormats[2 * i] === 0) strFormat(fast, i)
+          formatLo = fast.strFormats[2 * i]
+          formatHi = fast.strFormats[2 * i + 1]
+          code = CODE_STR
+          if (count === 2) {
+            // An 8-byte slot and ASCII: the two words built in place, stored as an int's.
+            let high = 0
+            for (let k = 0; k < length; k++) {
+              const c = value.charCodeAt(k)
+              high |= c
+              if (k < 4) lo |= c << (8 * k)
+              else hi |= c << (8 * (k - 4))
+            }
+            if (high < 0x80) break
+            lo = 0
+            hi = 0
+          }
+          growScratch(count)
           const bytes = scratchBytes
           let written = 0
-          const length = value.length
           for (; written < length; written++) {
             const c = value.charCodeAt(written)
             if (c >= 0x80) break
@@ -327,12 +569,9 @@
             if (done.read < length) return false
             written = done.written
           }
-          bytes.fill(0, written, slotLen)
+          if (slotLen <= 64) for (let k = written; k < slotLen; k++) bytes[k] = 0
+          else bytes.fill(0, written, slotLen)
           textLen = slotLen
-          strFormat(fast, i)
-          formatLo = fast.strFormats[2 * i]
-          formatHi = fast.strFormats[2 * i + 1]
-          code = CODE_STR
           break
         }
         default:
@@ -342,7 +581,7 @@
       const codeAt = fast.codesAt + i
       const current = Atomics.load(bytes, codeAt)
       if (current === BUSY || Atomics.compareExchange(bytes, codeAt, current, BUSY) !== current) return false
-      const at = fast.slots[i] / 4
+      const at = fast.dataWords + fast.slots[i]
       if (textLen < 0) {
         store(words, at, lo)
         store(words, at + 1, hi)
@@ -419,6 +658,7 @@
     define('toArray', function toArray() {
       const fast = fastOf(this)
       if (!usable(fast)) return native.toArray.call(this)
+      if (bulk) return scan(this, fast, COLLECT, null)
       const out = []
       for (let i = 0; i < fast.n; i++) out.push(itemAt(this, fast, i))
       return out
@@ -426,6 +666,7 @@
     define('count', function count(value) {
       const fast = fastOf(this)
       if (!usable(fast) || !comparable(value)) return native.count.call(this, value)
+      if (bulk) return scan(this, fast, COUNT, value)
       let found = 0
       for (let i = 0; i < fast.n; i++) if (equal(itemAt(this, fast, i), value)) found++
       return found
@@ -433,30 +674,45 @@
     define('index', function index(value) {
       const fast = fastOf(this)
       if (!usable(fast) || !comparable(value)) return native.index.call(this, value)
-      for (let i = 0; i < fast.n; i++) if (equal(itemAt(this, fast, i), value)) return i
+      const at = bulk ? scan(this, fast, FIND, value) : -1
+      if (at >= 0) return at
+      if (!bulk) for (let i = 0; i < fast.n; i++) if (equal(itemAt(this, fast, i), value)) return i
       return native.index.call(this, value) // throws ERR_SHM_VALUE_NOT_FOUND (or finds a late write)
     })
     // Item by item, as Python iterates with __getitem__: each step sees the current value.
-    define(Symbol.iterator, function iterate() {
-      const list = this
-      const length = list.length
-      let i = 0
-      return {
-        next() {
-          if (i >= length) return { value: undefined, done: true }
-          const at = i++
-          const fast = fastOf(list)
-          return { value: usable(fast) ? itemAt(list, fast, at) : native.get.call(list, at), done: false }
-        },
-        [Symbol.iterator]() {
-          return this
-        },
+    class ListIterator {
+      constructor(list, fast, length) {
+        this.list = list
+        this.fast = fast
+        this.length = length
+        this.at = 0
       }
+
+      next() {
+        const at = this.at
+        if (at >= this.length) return { value: undefined, done: true }
+        this.at = at + 1
+        const fast = this.fast
+        return { value: usable(fast) ? itemAt(this.list, fast, at) : native.get.call(this.list, at), done: false }
+      }
+
+      [Symbol.iterator]() {
+        return this
+      }
+    }
+    define(Symbol.iterator, function iterate() {
+      return new ListIterator(this, fastOf(this), this.length)
     })
 
     // The native methods, for the specs that compare both paths (test hooks only).
     if (typeof process === 'object' && process?.env?.SHMKIT_TEST_HOOKS === '1') {
       Object.defineProperty(exports, '_listNative', { value: native, enumerable: false })
+      Object.defineProperty(exports, '_listBetweenCopies', {
+        value: (hook) => {
+          betweenCopies = typeof hook === 'function' ? hook : null
+        },
+        enumerable: false,
+      })
     }
   }
 })()
