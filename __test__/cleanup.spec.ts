@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads'
 import test from 'ava'
 
 import { SharedMemory, trackerPid } from '../index.js'
-import { FIXTURES, onlyWhere, runChild } from './helpers.js'
+import { FIXTURES, onlyWhere, runChild, uniqueName } from './helpers.js'
 
 const posix = process.platform !== 'win32'
 
@@ -315,3 +315,36 @@ onlyWhere(posix, 'Windows sections die with their last handle')('a creator that 
   await exited(child)
   t.deepEqual(await goneWithin([name]), [], 'the helper knew the new object')
 })
+
+// The name exists from `shm_open` on, while the memory is reserved after it (about half a
+// second for 2 GiB here): the segment is tracked from the name's first moment, so a creator
+// killed mid-reservation leaves nothing behind either.
+onlyWhere(process.platform === 'linux', 'watches the name appear in /dev/shm')('a creator SIGKILLed while a big segment is being reserved leaves nothing behind', async (t) => {
+  // A size the reservation takes long enough for, doubled until the kill lands before it ends.
+  for (let size = 2 ** 30; size <= 2 ** 33; size *= 2) {
+    const name = uniqueName('resv')
+    const path = join('/dev/shm', name)
+    const child = fork(join(FIXTURES, 'create-reserved.cjs'), [name, String(size)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    let created = false
+    child.on('message', () => (created = true))
+    const ended = exited(child)
+    let appeared = false
+    while (!appeared && child.exitCode === null) {
+      appeared = existsSync(path)
+      if (!appeared) await new Promise((r) => setTimeout(r, 1))
+    }
+    child.kill('SIGKILL')
+    await ended
+    t.teardown(() => {
+      try {
+        SharedMemory.open(name).unlink()
+      } catch {}
+    })
+    t.true(appeared, 'the creator made the name')
+    t.deepEqual(await goneWithin([name], 10_000), [], `a ${size}-byte segment killed mid-reservation is unlinked`)
+    if (!created) return
+    t.log(`${size} bytes were reserved before the kill landed: trying twice as many`)
+  }
+  t.fail('every reservation ended before the kill landed')
+})
+

@@ -32,8 +32,12 @@
 #![allow(unsafe_code)]
 
 #[cfg(unix)]
+pub(crate) use unix::{prepare, register_name};
+#[cfg(unix)]
 pub use unix::{helper_pid, register, unregister};
 
+#[cfg(windows)]
+pub(crate) use windows::{prepare, register_name};
 #[cfg(windows)]
 pub use windows::{helper_pid, register, unregister};
 
@@ -43,6 +47,16 @@ mod windows {
 
     /// Nothing to do on Windows: a section lives only while a handle to it is open.
     pub fn register(_segment: &Segment) -> Result<()> {
+        Ok(())
+    }
+
+    /// Nothing to do on Windows.
+    pub(crate) fn prepare() -> Result<()> {
+        Ok(())
+    }
+
+    /// Nothing to do on Windows.
+    pub(crate) fn register_name(_name: &str, _created: Option<crate::segment::ObjectId>) -> Result<()> {
         Ok(())
     }
 
@@ -140,7 +154,27 @@ mod unix {
     /// `Error::Os` when no helper can be started (fork or socketpair failed); the caller
     /// should then undo the create, since the promise cannot be kept.
     pub fn register(segment: &Segment) -> Result<()> {
-        let (name, created) = (segment.name(), segment.created_object());
+        register_name(segment.name(), segment.created_object())
+    }
+
+    /// Starts a helper if none runs, so that a create about to make a name registers it a moment
+    /// later without a fork in between: starting a helper takes milliseconds, during which the
+    /// new name would not be watched.
+    ///
+    /// # Errors
+    /// As [`register`].
+    pub(crate) fn prepare() -> Result<()> {
+        with_tracker(|tracker| match tracker.helper {
+            Some(_) => Ok(()),
+            None => tracker
+                .restart()
+                .map_err(|e| Error::os("start the tracking helper for", crate::name::NAME_PREFIX, e)),
+        })
+    }
+
+    /// [`register`] by name, for a segment being created: `created` is the object the name
+    /// was made for.
+    pub(crate) fn register_name(name: &str, created: Option<ObjectId>) -> Result<()> {
         with_tracker(|tracker| {
             if tracker.names.insert(name.to_owned(), created) == Some(created) {
                 return Ok(());

@@ -25,8 +25,16 @@ use crate::{Closed, Error, Result, ShmName};
 
 /// What each OS backend provides. Both backends implement it, so neither can drift.
 pub(crate) trait SegmentImpl: Sized {
-    /// Creates the named object exclusively, sizes it and maps it.
-    fn create(name: &ShmName, len: usize, options: &SegmentOptions) -> io::Result<Self>;
+    /// Creates the named object exclusively, sizes it and maps it. `named` is told the new
+    /// object's identity as soon as the name exists, before the sizing (which can take seconds
+    /// for a big reservation): an error from it abandons the create. Any failure after the name
+    /// exists removes it again.
+    fn create(
+        name: &ShmName,
+        len: usize,
+        options: &SegmentOptions,
+        named: &mut dyn FnMut(Option<ObjectId>) -> io::Result<()>,
+    ) -> io::Result<Self>;
     /// Opens an existing object and maps all of it.
     fn open(name: &ShmName) -> io::Result<Self>;
     /// Removes the name.
@@ -330,9 +338,33 @@ impl Segment {
 
     fn created(name: ShmName, size: usize, options: &SegmentOptions) -> Result<Segment> {
         let slot = MappingSlot::take(name.as_str())?;
-        let inner =
-            os::SegmentInner::create(&name, size, options).map_err(|e| Error::os("create", name.as_str(), e))?;
-        Segment::mapped(name, inner, slot).tracked_if(options.track)
+        // Tracked from the moment the name exists, not once the memory is reserved: a process
+        // killed while a big segment is being sized (seconds for gigabytes) leaves nothing.
+        if options.track {
+            crate::tracker::prepare()?;
+        }
+        let mut refused = None;
+        let mut track = |created| {
+            if !options.track {
+                return Ok(());
+            }
+            crate::tracker::register_name(name.as_str(), created).map_err(|e| {
+                refused = Some(e);
+                io::Error::other("the segment could not be tracked")
+            })
+        };
+        let created = os::SegmentInner::create(&name, size, options, &mut track);
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        match created {
+            Ok(inner) => Ok(Segment::mapped(name, inner, slot)),
+            Err(e) => {
+                // The backend removed the name; forget it here too (a no-op if never tracked).
+                crate::tracker::unregister(name.as_str());
+                Err(Error::os("create", name.as_str(), e))
+            }
+        }
     }
 
     fn tracked_if(self, track: bool) -> Result<Segment> {

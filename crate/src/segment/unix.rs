@@ -29,10 +29,18 @@ pub(crate) struct SegmentInner {
 }
 
 impl SegmentImpl for SegmentInner {
-    fn create(name: &ShmName, len: usize, options: &SegmentOptions) -> io::Result<Self> {
+    fn create(
+        name: &ShmName,
+        len: usize,
+        options: &SegmentOptions,
+        named: &mut dyn FnMut(Option<ObjectId>) -> io::Result<()>,
+    ) -> io::Result<Self> {
         let fd = shm_open(name, Access::CreateExclusive, options.mode_bits())?;
         // From here on the name exists: any failure must remove it again, or it leaks.
-        let sized = prepare_new(&fd, len, options);
+        let sized = object_id(&fd).and_then(|created| {
+            named(created)?;
+            prepare_new(&fd, len, options, created)
+        });
         if sized.is_err() {
             let _ = shm_unlink(name);
         }
@@ -93,11 +101,15 @@ impl SegmentImpl for SegmentInner {
     }
 }
 
-/// A new object's mode, size and reservation set, its identity recorded, and its mapping.
-fn prepare_new(fd: &OwnedFd, len: usize, options: &SegmentOptions) -> io::Result<SegmentInner> {
+/// A new object's mode, size and reservation set, and its mapping, which records `created`.
+fn prepare_new(
+    fd: &OwnedFd,
+    len: usize,
+    options: &SegmentOptions,
+    created: Option<ObjectId>,
+) -> io::Result<SegmentInner> {
     set_mode(fd, options.mode_bits())?;
     size_object(fd, len, options.reserves())?;
-    let created = object_id(fd)?;
     let mut inner = map(fd, len)?;
     inner.created = created;
     Ok(inner)
@@ -352,7 +364,7 @@ mod linked {
     use rustix::fs::{AtFlags, Mode, OFlags, CWD};
     use rustix::io::Errno;
 
-    use super::{prepare_new, SegmentInner, SegmentOptions};
+    use super::{object_id, prepare_new, SegmentInner, SegmentOptions};
     use crate::ShmName;
 
     /// Where glibc's and rustix's `shm_open` keep their objects.
@@ -374,7 +386,7 @@ mod linked {
         // the caller can create by name and fill that instead.
         rustix::fs::stat(&source).ok()?;
         // A link keeps the inode: cleanup recognises the object under its final name.
-        let mapped = prepare_new(&fd, len, options);
+        let mapped = object_id(&fd).and_then(|created| prepare_new(&fd, len, options, created));
         let inner = match mapped {
             Ok(inner) => inner,
             Err(e) => return Some(Err(e)),

@@ -27,8 +27,14 @@ pub(crate) struct SegmentInner {
 }
 
 impl SegmentImpl for SegmentInner {
-    fn create(name: &ShmName, len: usize, _options: &SegmentOptions) -> io::Result<Self> {
+    fn create(
+        name: &ShmName,
+        len: usize,
+        _options: &SegmentOptions,
+        named: &mut dyn FnMut(Option<ObjectId>) -> io::Result<()>,
+    ) -> io::Result<Self> {
         let section = create_file_mapping(name, len)?;
+        named(None)?;
         let ptr = map_view_of_file(&section, len)?;
         // The creator reports the size it asked for, as CPython does; attachers see the
         // page-rounded size from VirtualQuery.
