@@ -32,14 +32,14 @@
 #![allow(unsafe_code)]
 
 #[cfg(unix)]
-pub(crate) use unix::{prepare, register_name};
-#[cfg(unix)]
 pub use unix::{helper_pid, register, unregister};
+#[cfg(unix)]
+pub(crate) use unix::{prepare, register_name};
 
 #[cfg(windows)]
-pub(crate) use windows::{prepare, register_name};
-#[cfg(windows)]
 pub use windows::{helper_pid, register, unregister};
+#[cfg(windows)]
+pub(crate) use windows::{prepare, register_name};
 
 #[cfg(windows)]
 mod windows {
