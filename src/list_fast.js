@@ -135,9 +135,9 @@
       const n = positions.length - 4
       const [dataAt, formatsAt, codesAt] = positions
       if (n < 0 || codesAt + n > buffer.byteLength || formatsAt % 8 !== 0 || dataAt % 8 !== 0) return null
-      // Slot starts in 32-bit words from the start of the data (the core validated them as
-      // multiples of 8 bytes); past 8 GiB of data only the native path runs.
-      if (positions[3 + n] / 4 > 0x7fffffff) return null
+      // Offsets below are 32-bit word indexes (`>> 2`, Int32Array slots): past 2 GiB of segment
+      // they would wrap, so only the native path runs there.
+      if (buffer.byteLength > 0x7fffffff) return null
       const slots = new Int32Array(n + 1)
       for (let i = 0; i <= n; i++) slots[i] = positions[3 + i] / 4
       return {
@@ -382,13 +382,23 @@
 
     // The needle of count/index as UTF-8 in `needleWords`, zero-padded; its length in bytes, or
     // -1 when no item can equal it (it ends with NUL, which readers strip, or is too long).
-    let needleWords = new Int32Array(16)
+    // Kept between calls up to NEEDLE_KEPT words; a longer needle gets an array of its own.
+    const NEEDLE_KEPT = 1024
+    const keptNeedle = new Int32Array(NEEDLE_KEPT)
+    const keptNeedleBytes = new Uint8Array(keptNeedle.buffer)
+    let needleWords = keptNeedle
     const needleWordsOf = (needle) => {
       if (needle.length > MAX_SLOT_LEN || (needle.length > 0 && needle.charCodeAt(needle.length - 1) === 0)) return -1
-      const most = 3 * needle.length
-      if (4 * needleWords.length < most + 4) needleWords = new Int32Array((most >> 2) + 2)
-      needleWords.fill(0)
-      const { read, written } = encoder.encodeInto(needle, new Uint8Array(needleWords.buffer))
+      const words = ((3 * needle.length) >> 2) + 2
+      let bytes = keptNeedleBytes
+      if (words <= NEEDLE_KEPT) {
+        needleWords = keptNeedle
+        needleWords.fill(0, 0, words)
+      } else {
+        needleWords = new Int32Array(words)
+        bytes = new Uint8Array(needleWords.buffer)
+      }
+      const { read, written } = encoder.encodeInto(needle, bytes.subarray(0, 4 * words))
       return read === needle.length ? written : -1
     }
     // Whether the slot of `count` words at `at` holds exactly the needle's `length` bytes, then
@@ -680,20 +690,24 @@
       return native.index.call(this, value) // throws ERR_SHM_VALUE_NOT_FOUND (or finds a late write)
     })
     // Item by item, as Python iterates with __getitem__: each step sees the current value.
+    // (Private fields: the list's fast-path state is not reachable through its iterators.)
     class ListIterator {
+      #list
+      #fast
+      #length
+      #at = 0
       constructor(list, fast, length) {
-        this.list = list
-        this.fast = fast
-        this.length = length
-        this.at = 0
+        this.#list = list
+        this.#fast = fast
+        this.#length = length
       }
 
       next() {
-        const at = this.at
-        if (at >= this.length) return { value: undefined, done: true }
-        this.at = at + 1
-        const fast = this.fast
-        return { value: usable(fast) ? itemAt(this.list, fast, at) : native.get.call(this.list, at), done: false }
+        const at = this.#at
+        if (at >= this.#length) return { value: undefined, done: true }
+        this.#at = at + 1
+        const fast = this.#fast
+        return { value: usable(fast) ? itemAt(this.#list, fast, at) : native.get.call(this.#list, at), done: false }
       }
 
       [Symbol.iterator]() {
