@@ -53,12 +53,13 @@ pub(crate) trait SegmentImpl: Sized {
     /// Creates an object that has no name yet, lets `fill` write its mapping, then gives it
     /// the first free name `names` yields, atomically: an open by name finds nothing or the
     /// filled object (Linux: `O_TMPFILE` + `linkat`). `fill` returning `false` abandons it.
-    /// `None` where the OS cannot do this; nothing was created then.
+    /// `names` is told the object's identity, so that it can be tracked under each name before
+    /// the name exists. `None` where the OS cannot do this; nothing was created then.
     fn create_linked(
         len: usize,
         options: &SegmentOptions,
         fill: &mut dyn FnMut(&Self) -> bool,
-        names: &mut dyn FnMut() -> Option<ShmName>,
+        names: &mut dyn FnMut(Option<ObjectId>) -> Option<ShmName>,
     ) -> Option<io::Result<(Self, ShmName)>> {
         let _ = (len, options, fill, names);
         None
@@ -222,7 +223,11 @@ impl SegmentOptions {
     #[doc(alias = "shm_open")]
     #[doc(alias = "CreateFileMappingW")]
     pub fn create(&self, size: usize) -> Result<Segment> {
-        self.check(size)?;
+        self.create_filled(size, |_| Ok(()))
+    }
+
+    /// [`SegmentOptions::create`] by `shm_open`: the name exists from the start.
+    fn create_by_name(&self, size: usize) -> Result<Segment> {
         if let Some(name) = &self.name {
             return Segment::created(name.clone(), size, self);
         }
@@ -270,24 +275,46 @@ impl SegmentOptions {
             }
         };
         let mut attempts = 0usize;
-        let mut names = || {
+        // The name being tried, tracked under the new object's identity before it exists: a
+        // process killed at any point leaves no name behind. Cleanup never takes a name that
+        // turned out to be someone else's (EEXIST): it unlinks only that identity.
+        let mut tracked: Option<ShmName> = None;
+        let mut refused = None;
+        let mut names = |created: Option<ObjectId>| {
+            if let Some(taken) = tracked.take() {
+                crate::tracker::unregister(taken.as_str());
+            }
             attempts = attempts.saturating_add(1);
-            match &self.name {
+            let name = match &self.name {
                 Some(name) => (attempts == 1).then(|| name.clone()),
                 None => (attempts <= RANDOM_NAME_ATTEMPTS).then(ShmName::random),
+            }?;
+            if self.track {
+                if let Err(e) = crate::tracker::register_name(name.as_str(), created) {
+                    refused = Some(e);
+                    return None;
+                }
+                tracked = Some(name.clone());
             }
+            Some(name)
         };
         let shown = self.name.as_ref().map_or(crate::name::NAME_PREFIX, ShmName::as_str);
         let slot = MappingSlot::take(shown)?;
         if let Some(linked) = os::SegmentInner::create_linked(size, self, &mut fill_inner, &mut names) {
-            if let Some(e) = failure {
+            let failed = failure.or(refused);
+            if failed.is_some() || linked.is_err() {
+                if let Some(taken) = &tracked {
+                    crate::tracker::unregister(taken.as_str());
+                }
+            }
+            if let Some(e) = failed {
                 return Err(e);
             }
             let (inner, name) = linked.map_err(|e| Error::os("create", shown, e))?;
-            return Segment::mapped(name, inner, slot).tracked_if(self.track);
+            return Ok(Segment::mapped(name, inner, slot));
         }
         drop(slot);
-        let segment = self.create(size)?;
+        let segment = self.create_by_name(size)?;
         let Some(fill) = fill.take() else {
             return Ok(segment);
         };
@@ -365,17 +392,6 @@ impl Segment {
                 Err(Error::os("create", name.as_str(), e))
             }
         }
-    }
-
-    fn tracked_if(self, track: bool) -> Result<Segment> {
-        if track {
-            if let Err(e) = crate::tracker::register(&self) {
-                // A promise of cleanup we cannot keep: undo the create.
-                let _ = os::SegmentInner::unlink(&self.name);
-                return Err(e);
-            }
-        }
-        Ok(self)
     }
 
     /// `shm_open(O_RDWR)` + `fstat` + `mmap` (Unix), `OpenFileMappingW` + `MapViewOfFile` +

@@ -95,7 +95,7 @@ impl SegmentImpl for SegmentInner {
         len: usize,
         options: &SegmentOptions,
         fill: &mut dyn FnMut(&Self) -> bool,
-        names: &mut dyn FnMut() -> Option<ShmName>,
+        names: &mut dyn FnMut(Option<ObjectId>) -> Option<ShmName>,
     ) -> Option<io::Result<(Self, ShmName)>> {
         linked::create(len, options, fill, names)
     }
@@ -364,7 +364,7 @@ mod linked {
     use rustix::fs::{AtFlags, Mode, OFlags, CWD};
     use rustix::io::Errno;
 
-    use super::{object_id, prepare_new, SegmentInner, SegmentOptions};
+    use super::{object_id, prepare_new, ObjectId, SegmentInner, SegmentOptions};
     use crate::ShmName;
 
     /// Where glibc's and rustix's `shm_open` keep their objects.
@@ -377,7 +377,7 @@ mod linked {
         len: usize,
         options: &SegmentOptions,
         fill: &mut dyn FnMut(&SegmentInner) -> bool,
-        names: &mut dyn FnMut() -> Option<ShmName>,
+        names: &mut dyn FnMut(Option<ObjectId>) -> Option<ShmName>,
     ) -> Option<io::Result<(SegmentInner, ShmName)>> {
         let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
         let fd = rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(options.mode_bits() as _)).ok()?;
@@ -386,8 +386,11 @@ mod linked {
         // the caller can create by name and fill that instead.
         rustix::fs::stat(&source).ok()?;
         // A link keeps the inode: cleanup recognises the object under its final name.
-        let mapped = object_id(&fd).and_then(|created| prepare_new(&fd, len, options, created));
-        let inner = match mapped {
+        let created = match object_id(&fd) {
+            Ok(created) => created,
+            Err(e) => return Some(Err(e)),
+        };
+        let inner = match prepare_new(&fd, len, options, created) {
             Ok(inner) => inner,
             Err(e) => return Some(Err(e)),
         };
@@ -395,7 +398,7 @@ mod linked {
             return Some(Err(io::Error::other("the segment's contents could not be written")));
         }
         let mut last = None;
-        while let Some(name) = names() {
+        while let Some(name) = names(created) {
             let target = format!("{SHM_DIR}{}", name.os_name());
             match rustix::fs::linkat(CWD, &source, CWD, &target, AtFlags::SYMLINK_FOLLOW) {
                 Ok(()) => return Some(Ok((inner, name))),
