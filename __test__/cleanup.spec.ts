@@ -316,10 +316,11 @@ onlyWhere(posix, 'Windows sections die with their last handle')('a creator that 
   t.deepEqual(await goneWithin([name]), [], 'the helper knew the new object')
 })
 
-// The name exists from `shm_open` on, while the memory is reserved after it (about half a
-// second for 2 GiB here): the segment is tracked from the name's first moment, so a creator
-// killed mid-reservation leaves nothing behind either.
-onlyWhere(process.platform === 'linux', 'watches the name appear in /dev/shm')('a creator SIGKILLed while a big segment is being reserved leaves nothing behind', async (t) => {
+// Reserving 2 GiB takes about half a second. On Linux the segment is built unnamed and tracked
+// under its name before `linkat` gives it the name; with `shm_open` (other systems) the name
+// exists from the start and is tracked right after. Either way a creator killed the moment its
+// name appears, while the reservation may still run, leaves nothing behind.
+onlyWhere(process.platform === 'linux', 'watches the name appear in /dev/shm')('a creator SIGKILLed the moment its big segment’s name appears leaves nothing behind', async (t) => {
   // A size the reservation takes long enough for, doubled until the kill lands before it ends.
   for (let size = 2 ** 30; size <= 2 ** 33; size *= 2) {
     const name = uniqueName('resv')
