@@ -206,8 +206,11 @@ impl SegmentOptions {
         self.reserve
     }
 
-    /// `shm_open(O_CREAT|O_EXCL|O_RDWR)` + `ftruncate` + `fallocate` + `mmap` (Unix),
-    /// `CreateFileMappingW` + `MapViewOfFile` (Windows)—creates and maps a segment.
+    /// `shm_open(O_CREAT|O_EXCL|O_RDWR)` + `ftruncate` + `fallocate` + `mmap` (Unix; on Linux
+    /// the same built unnamed with `O_TMPFILE` and given its name by `linkat` once complete,
+    /// as [`SegmentOptions::create_filled`]), `CreateFileMappingW` + `MapViewOfFile`
+    /// (Windows)—creates and maps a segment. A tracked segment is tracked before its name
+    /// exists (Linux) or right after (elsewhere), so a creator killed mid-create leaves nothing.
     ///
     /// Without a name, random `psm_…` names are tried until one is free.
     ///
