@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads'
 
 import test, { type ExecutionContext } from 'ava'
 
-import { FIXTURES } from './helpers.js'
+import { FIXTURES, UNDER_WINE } from './helpers.js'
 
 // The native methods are exposed only with the test hooks on, read when the addon loads.
 process.env.SHMKIT_TEST_HOOKS = '1'
@@ -247,6 +247,23 @@ interface Peer {
   done: Promise<{ got?: unknown[] }>
 }
 
+/**
+ * `fork` of a peer. Under Wine, process creation sometimes fails at once with `spawn UNKNOWN`
+ * (seen once on Node 22, after several 32 MiB queues had been mapped); a moment later it works,
+ * so there it is tried up to five times. Anywhere else the first failure is the test's.
+ */
+function forkPeer(script: string, args: string[]): ChildProcess {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return fork(script, args, { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, SHMKIT_TEST_HOOKS: '1' } })
+    } catch (err) {
+      if (!UNDER_WINE || (err as NodeJS.ErrnoException).code !== 'UNKNOWN' || attempt === 5) throw err
+      console.log(`fork failed under Wine (${String(err)}), attempt ${attempt}: trying again`)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+    }
+  }
+}
+
 function peerOf(args: string[], thread = false): Peer {
   const script = join(FIXTURES, 'queue-fast-peer.cjs')
   let ready!: () => void
@@ -265,7 +282,7 @@ function peerOf(args: string[], thread = false): Peer {
     })
     return { ready: readyP, done }
   }
-  const child = fork(script, args, { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, SHMKIT_TEST_HOOKS: '1' } })
+  const child = forkPeer(script, args)
   child.on('message', onMessage)
   const done = new Promise<typeof last>((resolve, reject) =>
     child.on('close', (code) => (code === 0 ? resolve(last) : reject(new Error(`${args[0]} exited with ${code}`)))),
