@@ -19,13 +19,16 @@ test_tree() {
 }
 
 # ava_summary LOG: "N passed, N failed, N skipped" from an ava log (with failures ava leaves
-# the passed count out of its own summary), then the reasons the specs printed for skipping
-# ("skipped under <emulator>, <why>: <title>" or "skipped: <why>: <title>", see helpers.ts).
+# the passed count out of its own summary), then the title of every failed test (CI's log is
+# cut in the middle, so a failure must be named in these last lines), then the reasons the specs
+# printed for skipping ("skipped under <emulator>, <why>: <title>" or "skipped: <why>: <title>",
+# see helpers.ts).
 ava_summary() {
   local passed failed skipped
   passed="$(grep -cE '^\s+(✔|√) ' "$1" || true)"
   failed="$(grep -cE '^\s+(✘|×) ' "$1" || true)"
   skipped="$(grep -cE '^\s+- \[skip\] ' "$1" || true)"
   echo "$passed passed, $failed failed, $skipped skipped"
+  grep -E '^\s+(✘|×) ' "$1" | sed -E 's/^\s+(✘|×) /    FAILED: /' || true
   grep -oE 'skipped( (under|on) [^:]+)?: .*' "$1" | sort -u | sed 's/^/    /' || true
 }
