@@ -32,3 +32,14 @@ ava_summary() {
   grep -E '^\s+(✘|×) ' "$1" | sed -E 's/^\s+(✘|×) /    FAILED: /' || true
   grep -oE 'skipped( (under|on) [^:]+)?: .*' "$1" | sort -u | sed 's/^/    /' || true
 }
+
+# failed_specs LOG: the spec files (relative to the test tree) of the tests that failed in LOG.
+# An emulator stalls threads and processes for longer than any real machine does, so a spec with
+# a deadline can fail there once in many runs; the emulated runs try such files once more, and
+# the summary names both the failure and the second try.
+failed_specs() {
+  grep -E '^\s+(✘|×) ' "$1" | sed -E 's/^\s+(✘|×) (\[[a-z]+\]: )?//; s/ › .*//' | sort -u \
+    | while read -r spec; do
+      [ -f "__test__/$spec.spec.ts" ] && echo "__test__/$spec.spec.ts"
+    done || true
+}

