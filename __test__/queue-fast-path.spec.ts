@@ -221,6 +221,56 @@ test('a closed handle, a wrong receiver and a bad timeout go to the native error
   t.is(codeOf(() => queue.get({ timeout: 0 })), 'ERR_SHM_CLOSED')
 })
 
+test('spinMicros is validated, and a long spin on the JS path still ends at the timeout, at end(), and on a message', async (t) => {
+  const queue = scratch(t, { capacity: 4, maxMessageSize: 64 })
+  const codeOf = (fn: () => unknown) => {
+    try {
+      fn()
+    } catch (err) {
+      return (err as { code?: string }).code
+    }
+    return undefined
+  }
+  t.is(codeOf(() => (queue.spinMicros = -1)), 'ERR_OUT_OF_RANGE')
+  t.is(codeOf(() => (queue.spinMicros = Number.NaN)), 'ERR_OUT_OF_RANGE')
+  t.is(codeOf(() => ((queue as unknown as { spinMicros: unknown }).spinMicros = '5')), 'ERR_INVALID_ARG_TYPE')
+  t.is(codeOf(() => Reflect.set(SharedQueue.prototype, 'spinMicros', 5, {})), 'ERR_INVALID_ARG_TYPE')
+  // Ten seconds of spinning, were nothing to stop it: every case below must end far sooner.
+  queue.spinMicros = 10_000_000
+  const within = (fn: () => unknown) => {
+    const started = Date.now()
+    const code = codeOf(fn)
+    return { code, ms: Date.now() - started }
+  }
+  const empty = within(() => queue.get({ timeout: 0 }))
+  t.is(empty.code, 'ERR_SHM_QUEUE_EMPTY')
+  t.true(empty.ms < 5000, `get({ timeout: 0 }) took ${empty.ms} ms`)
+  const waited = within(() => queue.get({ timeout: 100 }))
+  t.is(waited.code, 'ERR_SHM_QUEUE_EMPTY')
+  t.true(waited.ms >= 90 && waited.ms < 5000, `get({ timeout: 100 }) took ${waited.ms} ms`)
+  for (const m of ['a', 'b', 'c', 'd']) queue.put(m)
+  const full = within(() => queue.put('e', { timeout: 0 }))
+  t.is(full.code, 'ERR_SHM_QUEUE_FULL')
+  t.true(full.ms < 5000, `put({ timeout: 0 }) on a full queue took ${full.ms} ms`)
+  t.deepEqual([queue.get(), queue.get(), queue.get(), queue.get()], ['a', 'b', 'c', 'd'])
+
+  // A producer thread on the JS path through a 4-slot queue: this thread, spinning, takes all.
+  const count = 2000
+  const producer = peerOf(['produce', queue.name, 'js', '1', String(count)], true)
+  const got: number[] = []
+  for (let i = 0; i < count; i++) {
+    const value = queue.get({ timeout: 30_000 })
+    got.push(typeof value === 'string' ? Number(value.split(':')[1]) : value instanceof Uint8Array ? value[1] | (value[2] << 8) : (value as { i: number }).i)
+  }
+  await producer.done
+  t.deepEqual(got, Array.from({ length: count }, (_, i) => i))
+
+  queue.end()
+  const ended = within(() => queue.get())
+  t.is(ended.code, 'ERR_SHM_QUEUE_ENDED')
+  t.true(ended.ms < 5000, `get() on an ended, empty queue took ${ended.ms} ms`)
+})
+
 test('a consumer asleep in the native get is woken by a JS-path put, and a producer asleep on a full queue by a JS-path get', async (t) => {
   const queue = scratch(t, { capacity: 2, maxMessageSize: 64 })
   const peer = peerOf(['consume-one', queue.name])

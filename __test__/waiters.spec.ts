@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads'
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory, SharedQueue, ShmLock } from '../index.js'
-import { FIXTURES } from './helpers.js'
+import { EMULATOR, FIXTURES } from './helpers.js'
 
 const ROOT = join(FIXTURES, '..', '..')
 /** What README promises: 16 futex_waitv threads and one polling thread at most. */
@@ -116,13 +116,21 @@ test.serial('close() while 5 000 waits are pending rejects every one with ERR_SH
   t.teardown(() => other.close())
   const waits: Promise<string>[] = []
   for (let i = 0; i < 5000; i++) waits.push(shm.waitAsync((i % 500) * 4, 0))
-  // Waits on another handle of the same segment are not ended by closing this one.
-  const survivor = other.waitAsync(0, 0)
+  // Waits on another handle of the same segment are not ended by closing this one. (Settled
+  // into a value at once: were it rejected, that must fail here, not as an unhandled rejection.)
+  const survivor = other.waitAsync(0, 0).then(
+    (result) => result,
+    (err: NodeJS.ErrnoException) => `rejected: ${err.code} ${err.message}`,
+  )
   await ticks()
   const closedAt = performance.now()
   shm.close()
   const outcomes = await Promise.allSettled(waits)
-  t.true(performance.now() - closedAt < 1000)
+  // Promptly, not when a wait would time out (these never do). An emulator runs the 5 000
+  // rejections many times slower (qemu-user: 0.75 s alone, over 1 s beside other work).
+  const bound = EMULATOR ? 20_000 : 1000
+  const took = performance.now() - closedAt
+  t.true(took < bound, `the waits settled ${took.toFixed(0)} ms after close()`)
   t.is(outcomes.filter((o) => o.status === 'rejected' && (o.reason as NodeJS.ErrnoException).code === 'ERR_SHM_CLOSED').length, 5000)
   Atomics.store(new Int32Array(other.buffer), 0, 1)
   other.notify(0)

@@ -275,14 +275,17 @@
             }
           },
         }[key]
-      } else if (get) {
-        descriptor.get = function () {
-          try {
-            return Reflect.apply(get, this, [])
-          } catch (err) {
-            throw receiverError(err, key)
+      } else if (get || set) {
+        if (get) {
+          descriptor.get = function () {
+            try {
+              return Reflect.apply(get, this, [])
+            } catch (err) {
+              throw receiverError(err, key)
+            }
           }
         }
+        // A setter with no getter too (SharedQueue's spinMicros).
         if (set) {
           descriptor.set = function (value) {
             try {

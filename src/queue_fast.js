@@ -27,6 +27,7 @@
     const { exports, klass, decode, serialize, timeoutOf, putBytes, putString, take } = internals
     const proto = klass.prototype
     const { _fastLayout: layoutOf, _fastBuffer: bufferOf, _wake: wake } = proto
+    const setSpin = Object.getOwnPropertyDescriptor(proto, 'spinMicros')?.set
     for (const key of ['_fastLayout', '_fastBuffer', '_wake']) delete proto[key]
     const native = { put: proto.put, get: proto.get }
     if (typeof process === 'object' && process?.env?.SHMKIT_TEST_HOOKS === '1') {
@@ -43,6 +44,9 @@
     const UINT8ARRAY = 2
     const BUFFER = 3
     const ENDED = 1
+    const DEFAULT_SPIN_MS = 0.02
+    // What a fast try answers when the slot it needs is still taken (full / empty / a lost race).
+    const BUSY = Symbol('shmkit.busy')
     const FAST = Symbol('shmkit.queueFastPath')
     // Length and tag need only stay between the claim and the publish, which are seq-cst
     // Atomics operations (full barriers); as in list_fast.js, plain typed-array accesses are
@@ -120,14 +124,23 @@
         dataSleepers: dataSleepersAt >> 2,
         spaceSleepers: spaceSleepersAt >> 2,
         meHigh: BigInt(me) << 32n,
+        // The handle's spinMicros (the core's default until set): how long a put on a full
+        // queue or a get on an empty one keeps trying here before the native method spins and
+        // sleeps (see `spinning`).
+        spinMs: DEFAULT_SPIN_MS,
       }
     }
 
     // Claims the slot at `tail` when it is free for this lap: its position, or -1.
+    // A slot's sequence (the low half of its word) is read before any CAS on it: a CAS takes
+    // the cache line for writing even when it fails, so a producer waiting on a full queue (or
+    // a consumer on an empty one) that tried CASes would keep pulling the line away from the
+    // peer that is about to free (fill) it.
     const claimWrite = (fast) => {
       const pos = Atomics.load(fast.u32, fast.tail)
-      const free = BigInt(pos)
       const i = (fast.header + (pos & fast.mask) * fast.slotBytes) >> 3
+      if (Atomics.load(fast.u32, i << 1) !== pos) return -1
+      const free = BigInt(pos)
       if (Atomics.compareExchange(fast.big, i, free, free | fast.meHigh) !== free) return -1
       Atomics.compareExchange(fast.u32, fast.tail, pos, (pos + 1) >>> 0)
       return pos
@@ -144,14 +157,15 @@
       if (Atomics.load(u32, fast.dataSleepers) !== 0) wake.call(queue, 1)
     }
 
-    // true: put; false: the native method must do it (nothing was changed).
+    // true: put; false: the native method must do it; BUSY: the slot at `tail` is taken (the
+    // queue is full, or another producer was first). Nothing was changed unless true.
     const putText = (queue, fast, text) => {
       if (fast.u32.length === 0 || (Atomics.load(fast.u32, fast.flags) & ENDED) !== 0) return false
       // At most 3 UTF-8 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, as the native
       // conversion does); only a long string is measured first.
       if (text.length * 3 > fast.max && Buffer.byteLength(text, 'utf8') > fast.max) return false
       const pos = claimWrite(fast)
-      if (pos < 0) return false
+      if (pos < 0) return BUSY
       const at = fast.header + (pos & fast.mask) * fast.slotBytes
       const len = text.length === 0 ? 0 : writeUtf8(fast.bytes, text, at + 16, fast.max)
       publish(queue, fast, pos, at, len, STRING)
@@ -163,11 +177,27 @@
       const len = bytes.length
       if (len > fast.max) return false
       const pos = claimWrite(fast)
-      if (pos < 0) return false
+      if (pos < 0) return BUSY
       const at = fast.header + (pos & fast.mask) * fast.slotBytes
       fast.bytes.set(bytes, at + 16)
       publish(queue, fast, pos, at, len, tag)
       return true
+    }
+
+    // Tries `attempt` until it answers (not BUSY) or `spinMs` has passed; BUSY then.
+    // Without it, a put that finds the queue full (or a get that finds it empty) goes straight
+    // to the native method, which spins there: between two busy processes, a queue that stays
+    // full (or empty) then moves every message through Node-API, the slow path, and the faster
+    // side falls to the pace of the slower one's native calls. Spinning here keeps both sides
+    // on this path. The clock is read every few tries (each try is a few atomic loads).
+    const spinning = (spinMs, attempt) => {
+      if (!(spinMs > 0)) return BUSY
+      const until = performance.now() + spinMs
+      for (let tries = 1; ; tries++) {
+        const got = attempt()
+        if (got !== BUSY) return got
+        if ((tries & 15) === 0 && performance.now() >= until) return BUSY
+      }
     }
 
     const ABSENT = Symbol('shmkit.absent')
@@ -186,16 +216,23 @@
       return true
     }
 
-    // The value of the message at `head`, or ABSENT when the native method must answer.
+    // The value of the message at `head`; ABSENT when the native method must answer; BUSY when
+    // the slot at `head` holds no message yet (the queue is empty, or another consumer was
+    // first) and the queue has not ended.
     const getFast = (queue, fast) => {
       const u32 = fast.u32
       if (u32.length === 0) return ABSENT
       const pos = Atomics.load(u32, fast.head)
       const next = (pos + 1) >>> 0
       const at = fast.header + (pos & fast.mask) * fast.slotBytes
+      if (Atomics.load(u32, at >> 2) !== next) {
+        return (Atomics.load(u32, fast.flags) & ENDED) === 0 ? BUSY : ABSENT
+      }
       const full = BigInt(next)
       const held = full | fast.meHigh
-      if (Atomics.compareExchange(fast.big, at >> 3, full, held) !== full) return ABSENT
+      if (Atomics.compareExchange(fast.big, at >> 3, full, held) !== full) {
+        return (Atomics.load(u32, fast.flags) & ENDED) === 0 ? BUSY : ABSENT
+      }
       Atomics.compareExchange(u32, fast.head, pos, next)
       // Copied once, then checked and used.
       const len = load(u32, (at + 8) >> 2)
@@ -228,7 +265,21 @@
       return decode(got)
     }
 
+    if (typeof setSpin === 'function') {
+      Object.defineProperty(proto, 'spinMicros', {
+        set(micros) {
+          setSpin.call(this, micros) // validates, and throws for a closed handle or a wrong receiver
+          const fast = fastOf(this)
+          if (fast !== null) fast.spinMs = micros / 1000
+        },
+        configurable: true,
+        enumerable: false,
+      })
+    }
+
     const usableTimeout = (timeout) => timeout === undefined || timeout >= 0
+    // A blocked call spins here no longer than its timeout allows.
+    const spinFor = (fast, timeout) => (timeout === undefined ? fast.spinMs : Math.min(fast.spinMs, timeout))
 
     const define = (key, value) =>
       Object.defineProperty(proto, key, { value, writable: true, configurable: true, enumerable: false })
@@ -237,23 +288,24 @@
       const fast = fastOf(this)
       if (fast === null || !usableTimeout(timeout)) return native.put.call(this, value, options)
       if (typeof value === 'string') {
-        if (!putText(this, fast, value)) putString.call(this, value, timeout)
+        let done = putText(this, fast, value)
+        if (done === BUSY) done = spinning(spinFor(fast, timeout), () => putText(this, fast, value))
+        if (done !== true) putString.call(this, value, timeout)
         return
       }
-      if (value instanceof Uint8Array) {
-        const tag = Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY
-        if (!putBytesFast(this, fast, value, tag)) putBytes.call(this, value, tag, timeout)
-        return
-      }
-      const bytes = serialize(value)
-      if (!putBytesFast(this, fast, bytes, SERIALIZED)) putBytes.call(this, bytes, SERIALIZED, timeout)
+      const tag = value instanceof Uint8Array ? (Buffer.isBuffer(value) ? BUFFER : UINT8ARRAY) : SERIALIZED
+      const bytes = tag === SERIALIZED ? serialize(value) : value
+      let done = putBytesFast(this, fast, bytes, tag)
+      if (done === BUSY) done = spinning(spinFor(fast, timeout), () => putBytesFast(this, fast, bytes, tag))
+      if (done !== true) putBytes.call(this, bytes, tag, timeout)
     })
     define('get', function getValue(options) {
       const timeout = timeoutOf(options)
       const fast = fastOf(this)
       if (fast !== null && usableTimeout(timeout)) {
-        const value = getFast(this, fast)
-        if (value !== ABSENT) return value
+        let value = getFast(this, fast)
+        if (value === BUSY) value = spinning(spinFor(fast, timeout), () => getFast(this, fast))
+        if (value !== ABSENT && value !== BUSY) return value
         return decode(take.call(this, timeout))
       }
       return native.get.call(this, options)
