@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statfsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { inspect } from 'node:util'
 
@@ -189,6 +189,11 @@ test('create with a taken name throws EEXIST and leaves the original intact', (t
   shm.buf[0] = 42
   t.throws(() => SharedMemory.create(64, { name }), { code: 'EEXIST', message: new RegExp(name) })
   t.throws(() => new SharedMemory({ name, create: true, size: 8 }), { code: 'EEXIST' })
+  if (onLinux) {
+    // Larger than what /dev/shm has left: the taken name is still what is reported.
+    const { bavail, bsize } = statfsSync('/dev/shm')
+    t.throws(() => SharedMemory.create(bavail * bsize + 2 ** 30, { name }), { code: 'EEXIST' })
+  }
   t.is(SharedMemory.open(name).buf[0], 42)
   shm.close()
 })

@@ -379,6 +379,14 @@ mod linked {
         fill: &mut dyn FnMut(&SegmentInner) -> bool,
         names: &mut dyn FnMut(Option<ObjectId>) -> Option<ShmName>,
     ) -> Option<io::Result<(SegmentInner, ShmName)>> {
+        // A name the caller chose that is already taken fails at `linkat` (EEXIST), but only
+        // after the object was sized and its memory reserved: asking for more than tmpfs has
+        // left would say ENOSPC instead. One `lstat` answers first; `linkat` still decides.
+        if let Some(name) = &options.name {
+            if rustix::fs::lstat(format!("{SHM_DIR}{}", name.os_name())).is_ok() {
+                return Some(Err(Errno::EXIST.into()));
+            }
+        }
         let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
         let fd = rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(options.mode_bits() as _)).ok()?;
         let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
