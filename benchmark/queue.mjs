@@ -1,7 +1,8 @@
 // SharedQueue figures (issue #16), each beside its peers measured in the same run:
 // - throughput, 1 producer process → 1 consumer process, timed from the first message the
 //   consumer receives to the last (start-up excluded), against child_process IPC with
-//   serialization: 'advanced' and a worker's postMessage carrying the same values;
+//   serialization: 'advanced' and a worker's postMessage carrying the same values; every
+//   receiver checks each value the same way (index, sum, order: peers/queue-values.cjs);
 // - the v8.serialize + deserialize floor of a small object, in this process;
 // - one-way latency (ping-pong of stamps) with the consumer sleeping (spinMicros 0) and
 //   spinning, against the C shared-futex ping-pong of sync.mjs (passed in);
@@ -17,6 +18,7 @@ import { Worker } from 'node:worker_threads'
 
 const require = createRequire(import.meta.url)
 const { SharedMemory, SharedQueue } = require('../index.js')
+const { Tally } = require('./peers/queue-values.cjs')
 const here = fileURLToPath(new URL('.', import.meta.url))
 const peer = join(here, 'peers', 'queue-peer.cjs')
 const MiB = 1024 * 1024
@@ -72,16 +74,17 @@ export async function shmkitRate(kind, n) {
 export function ipcRate(kind, n) {
   return new Promise((resolve, reject) => {
     const proc = fork(peer, ['ipc-produce', kind, String(n)], { execArgv: [], serialization: 'advanced' })
-    let count = 0
+    const tally = new Tally(kind)
     let first = 0n
     proc.on('message', (m) => {
       if (m === 'done') {
         const ns = Number(process.hrtime.bigint() - first)
-        if (count !== n) reject(new Error(`ipc ${kind}: ${count} of ${n} messages`))
-        else resolve(n / (ns / 1e9))
+        if (tally.count !== n) reject(new Error(`ipc ${kind}: ${tally.count} of ${n} messages`))
+        else resolve(checked(`ipc ${kind}`, { ...tally, ns }, n))
         return
       }
-      if (count++ === 0) first = process.hrtime.bigint()
+      if (tally.count === 0) first = process.hrtime.bigint()
+      tally.add(m)
     })
     proc.on('error', reject)
   })
@@ -91,12 +94,13 @@ export function ipcRate(kind, n) {
 function postRate(kind, n) {
   return new Promise((resolve, reject) => {
     const w = new Worker(peer, { workerData: { argv: ['post-produce', kind, String(n)] } })
-    let count = 0
+    const tally = new Tally(kind)
     let first = 0n
-    w.on('message', () => {
-      if (count === 0) first = process.hrtime.bigint()
-      if (++count === n) {
-        resolve(n / (Number(process.hrtime.bigint() - first) / 1e9))
+    w.on('message', (m) => {
+      if (tally.count === 0) first = process.hrtime.bigint()
+      tally.add(m)
+      if (tally.count === n) {
+        resolve(checked(`postMessage ${kind}`, { ...tally, ns: Number(process.hrtime.bigint() - first) }, n))
         w.terminate()
       }
     })

@@ -18,27 +18,7 @@ const argv = isMainThread ? process.argv.slice(2) : workerData.argv
 const report = (value) => (isMainThread ? process.send(value) : parentPort.postMessage(value))
 const now = () => process.hrtime.bigint()
 
-const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789'
-const U8 = new Uint8Array(32).fill(7)
-/** The i-th value of a kind: a short string (≤ 64 bytes), a 32-byte Uint8Array, an object. */
-function value(kind, i, producer = 0) {
-  if (kind === 'str') return `message ${i} ${PAD}`.slice(0, 48)
-  if (kind === 'u8') {
-    const bytes = U8.slice()
-    new DataView(bytes.buffer).setUint32(0, i, true)
-    return bytes
-  }
-  if (kind === 'obj') return { i, tag: 'job' }
-  if (kind === 'seq') return `${producer}:${i}`
-  throw new Error(`no kind ${kind}`)
-}
-/** The index a received value carries (to check that nothing was lost or reordered). */
-function indexOf(kind, v) {
-  if (kind === 'str') return Number(v.split(' ')[1])
-  if (kind === 'u8') return new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true)
-  if (kind === 'obj') return v.i
-  throw new Error(`no kind ${kind}`)
-}
+const { value, Tally } = require('./queue-values.cjs')
 
 const [role] = argv
 if (role === 'produce') {
@@ -50,19 +30,16 @@ if (role === 'produce') {
 } else if (role === 'consume') {
   const [, name, kind, n] = argv
   const q = SharedQueue.open(name)
+  const tally = new Tally(kind)
   let first = 0n
-  let sum = 0
-  let inOrder = true
   for (let i = 0; i < Number(n); i++) {
     const v = q.get()
     if (i === 0) first = now()
-    const index = indexOf(kind, v)
-    inOrder &&= index === i
-    sum += index
+    tally.add(v)
   }
   const last = now()
   q.close()
-  report({ ns: Number(last - first), sum, inOrder })
+  report({ ns: Number(last - first), sum: tally.sum, inOrder: tally.inOrder })
 } else if (role === 'consume-all') {
   const [, name] = argv
   const q = SharedQueue.open(name)
