@@ -13,7 +13,8 @@
 //   moves `head` on, length and tag are copied once and checked, the payload copied once, and
 //   one CAS frees the slot for the next lap, `(head + capacity, 0)`.
 // After its commit (free) it wakes the consumers (producers) exactly as the core's `notify`
-// does: only when that channel's sleepers count is not zero, through the native `_wake`.
+// does: only when that channel's sleepers count is not zero and its epoch is armed, through
+// the native `_wake`.
 // Anything else (full, empty, ended, a CAS lost to another process, a word that is not the
 // expected one, a message too long for the fast encoding, a closed handle, a wrong receiver
 // or argument, a negative timeout) goes to the native method, which waits, recovers dead
@@ -94,9 +95,10 @@
     }
 
     const makeFast = (queue, layout, buffer) => {
-      if (!(buffer instanceof ArrayBuffer) || layout.length !== 11) return null
-      const [header, slotBytes, capacity, max, tailAt, headAt, flagsAt, lostAt, dataSleepersAt, spaceSleepersAt, me] = layout
-      const words = [tailAt, headAt, flagsAt, lostAt, dataSleepersAt, spaceSleepersAt]
+      if (!(buffer instanceof ArrayBuffer) || layout.length !== 13) return null
+      const [header, slotBytes, capacity, max, tailAt, headAt, flagsAt, lostAt, dataSleepersAt, spaceSleepersAt, me, dataEpochAt, spaceEpochAt] =
+        layout
+      const words = [tailAt, headAt, flagsAt, lostAt, dataSleepersAt, spaceSleepersAt, dataEpochAt, spaceEpochAt]
       const fits =
         header % 8 === 0 &&
         slotBytes % 8 === 0 &&
@@ -123,12 +125,27 @@
         lost: lostAt >> 2,
         dataSleepers: dataSleepersAt >> 2,
         spaceSleepers: spaceSleepersAt >> 2,
+        dataEpoch: dataEpochAt >> 2,
+        spaceEpoch: spaceEpochAt >> 2,
         meHigh: BigInt(me) << 32n,
         // The handle's spinMicros (the core's default until set): how long a put on a full
         // queue or a get on an empty one keeps trying here before the native method spins and
         // sleeps (see `spinning`).
         spinMs: DEFAULT_SPIN_MS,
       }
+    }
+
+    const DATA = 1
+    const SPACE = 0
+    // After a commit (DATA) or a free (SPACE): the core's wake, called only as the core's
+    // `notify` would make its system call, when the channel has sleepers and its epoch is
+    // armed (bit 0; an earlier wake disarmed it, so its sleepers are already woken).
+    const wakeIfAsleep = (queue, fast, channel) => {
+      const u32 = fast.u32
+      const sleepers = channel === DATA ? fast.dataSleepers : fast.spaceSleepers
+      if (Atomics.load(u32, sleepers) === 0) return
+      if ((Atomics.load(u32, channel === DATA ? fast.dataEpoch : fast.spaceEpoch) & 1) === 0) return
+      wake.call(queue, channel)
     }
 
     // Claims the slot at `tail` when it is free for this lap: its position, or -1.
@@ -154,7 +171,7 @@
       const held = BigInt(pos) | fast.meHigh
       const found = Atomics.compareExchange(fast.big, at >> 3, held, BigInt((pos + 1) >>> 0))
       if (found !== held) throw changed(pos, found)
-      if (Atomics.load(u32, fast.dataSleepers) !== 0) wake.call(queue, 1)
+      wakeIfAsleep(queue, fast, DATA)
     }
 
     // true: put; false: the native method must do it; BUSY: the slot at `tail` is taken (the
@@ -207,8 +224,8 @@
       if (Atomics.compareExchange(fast.big, at >> 3, held, BigInt((pos + fast.capacity) >>> 0)) !== held) return
       Atomics.add(fast.u32, fast.lost, 1)
       Atomics.compareExchange(fast.u32, fast.head, pos, (pos + 1) >>> 0)
-      if (Atomics.load(fast.u32, fast.spaceSleepers) !== 0) wake.call(queue, 0)
-      if (Atomics.load(fast.u32, fast.dataSleepers) !== 0) wake.call(queue, 1)
+      wakeIfAsleep(queue, fast, SPACE)
+      wakeIfAsleep(queue, fast, DATA)
     }
 
     const isAscii = (bytes, len) => {
@@ -252,7 +269,7 @@
       }
       const found = Atomics.compareExchange(fast.big, at >> 3, held, BigInt((pos + fast.capacity) >>> 0))
       if (found !== held) throw changed(pos, found)
-      if (Atomics.load(u32, fast.spaceSleepers) !== 0) wake.call(queue, 0)
+      wakeIfAsleep(queue, fast, SPACE)
       if (tag === STRING) {
         if (isAscii(scratch, len)) return readLatin1(scratch, len)
         try {

@@ -1,7 +1,7 @@
 //! A bounded multi-producer, multi-consumer message queue in one segment, usable from any
 //! process (and any thread) that maps it: [`SharedQueue`].
 //!
-//! # Layout (native-endian; version 1)
+//! # Layout (native-endian; version 2)
 //! ```text
 //! byte 0    magic        u32  "SHMQ"
 //!      4    version      u32  1
@@ -12,9 +12,10 @@
 //!      128  head         u32  the next position to read (a hint)
 //!      192  flags        u32  bit 0: ended
 //!      196  lost         u32  messages given up because their writer or reader died
-//!      200  data epoch   u32  bumped when a message is committed while consumers sleep
+//!      200  data epoch   u32  bit 0: armed (a consumer is about to sleep or sleeps);
+//!                             bits 1..: bumped, and bit 0 cleared, to wake them
 //!      204  data sleepers u32 consumers asleep on the data epoch
-//!      208  space epoch  u32  bumped when a slot is freed while producers sleep
+//!      208  space epoch  u32  the same for producers waiting for a free slot
 //!      212  space sleepers u32
 //!      256  slot 0, slot 1, … each `slot bytes` long:
 //!           0  control u64: sequence (low 32 bits) | owner pid (high 32 bits)
@@ -62,7 +63,9 @@ use crate::waiter::{AsyncWait, Sleep, Step};
 use crate::{Error, Result, Segment, SegmentOptions};
 
 const MAGIC: u32 = u32::from_le_bytes(*b"SHMQ");
-const VERSION: u32 = 1;
+/// 2: sleepers arm their channel's epoch and a wake disarms it (version 1 had no arming: its
+/// sleepers would not be woken by version 2's wakers, so the two refuse each other's queues).
+const VERSION: u32 = 2;
 /// Bytes before slot 0.
 pub const HEADER_BYTES: usize = 256;
 /// Bytes before a slot's payload.
@@ -93,6 +96,14 @@ const DATA_SLEEPERS_AT: usize = 204;
 const SPACE_EPOCH_AT: usize = 208;
 const SPACE_SLEEPERS_AT: usize = 212;
 const ENDED: u32 = 1;
+/// Bit 0 of an epoch word: set by whoever is about to sleep on it, cleared by the wake that
+/// bumps it. A committer or freer makes the wake system call only while it is set, so the
+/// sleepers count staying non-zero until a woken sleeper gets to run (tens of microseconds
+/// under load) does not make every commit in between a system call.
+const ARMED: u32 = 1;
+/// How many times [`SharedQueue::notify`] retries its compare-and-swap on an epoch word that
+/// keeps changing (racing wakers and sleepers) before it wakes unconditionally.
+const DISARM_TRIES: u32 = 64;
 
 /// Which sleepers a blocked operation joins: consumers wait for data, producers for space.
 #[derive(Clone, Copy, Debug)]
@@ -285,10 +296,13 @@ impl SharedQueue {
 
     /// What a JS fast path over this queue's mapping needs, validated at open: `[header bytes,
     /// slot bytes, capacity, max message, tail at, head at, flags at, lost at, data sleepers at,
-    /// space sleepers at, this process's id]` (offsets in bytes from the segment's start; the
-    /// slot of position `p` starts at `header + (p & (capacity - 1)) * slot bytes`, its control
-    /// word there, length at +8, tag at +12, payload at +16).
-    pub fn fast_path_layout(&self) -> [u32; 11] {
+    /// space sleepers at, this process's id, data epoch at, space epoch at]` (offsets in bytes
+    /// from the segment's start; the slot of position `p` starts at `header + (p & (capacity -
+    /// 1)) * slot bytes`, its control word there, length at +8, tag at +12, payload at +16).
+    /// After a commit (free), a fast path calls [`SharedQueue::wake`] only when the channel's
+    /// sleepers count is non-zero and its epoch is armed (bit 0), as [`SharedQueue::notify`]
+    /// decides.
+    pub fn fast_path_layout(&self) -> [u32; 13] {
         [
             HEADER_BYTES as u32,
             self.slot_bytes as u32,
@@ -301,6 +315,8 @@ impl SharedQueue {
             DATA_SLEEPERS_AT as u32,
             SPACE_SLEEPERS_AT as u32,
             self.me,
+            DATA_EPOCH_AT as u32,
+            SPACE_EPOCH_AT as u32,
         ]
     }
 
@@ -796,7 +812,7 @@ impl SharedQueue {
         let (epoch_at, sleepers_at) = channel.words();
         let epoch = self.segment.word(epoch_at)?;
         let sleepers = self.segment.word(sleepers_at)?;
-        let seen = epoch.load(Ordering::SeqCst);
+        let seen = epoch.fetch_or(ARMED, Ordering::SeqCst) | ARMED;
         sleepers.fetch_add(1, Ordering::SeqCst);
         let slept = if still_blocked() {
             futex::wait(epoch, seen, slice).map(|_| ())
@@ -809,14 +825,40 @@ impl SharedQueue {
         Ok(true)
     }
 
-    /// Wakes the channel's sleepers, if any (one atomic load when none sleeps).
+    /// Wakes the channel's sleepers, if any: one atomic load when none sleeps, two when one
+    /// sleeps that an earlier wake already reached, and the system call only for sleepers
+    /// that armed the epoch since the last wake.
+    ///
+    /// Why no sleeper is missed: a sleeper arms the epoch, counts itself in, then looks at the
+    /// queue once more before it sleeps on the armed value; this is called after a commit
+    /// (free). All are sequentially consistent, so either the sleeper's look sees the commit,
+    /// or this sees its count and its arming, bumps the epoch (which it sleeps on) and wakes
+    /// it. A wake that finds the epoch disarmed comes after another wake that bumped it past
+    /// every armed value a sleeper may sleep on.
     fn notify(&self, channel: Channel) -> Result<()> {
         let (epoch_at, sleepers_at) = channel.words();
         if self.segment.word(sleepers_at)?.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
         let epoch = self.segment.word(epoch_at)?;
-        epoch.fetch_add(1, Ordering::SeqCst);
+        let mut seen = epoch.load(Ordering::SeqCst);
+        let mut tries = 0;
+        loop {
+            if seen & ARMED == 0 {
+                return Ok(());
+            }
+            let woken = (seen & !ARMED).wrapping_add(2);
+            match epoch.compare_exchange(seen, woken, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
+            tries += 1;
+            if tries == DISARM_TRIES {
+                // Peers change the word without pause: bump it regardless, and wake.
+                epoch.fetch_add(2, Ordering::SeqCst);
+                break;
+            }
+        }
         futex::wake(epoch, u32::MAX).map_err(|e| Error::os("notify", self.segment.name(), e))?;
         Ok(())
     }
@@ -1104,8 +1146,8 @@ impl AsyncWait for ReadyWait {
             if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(Step::Done(false));
             }
-            // As `block`: read the epoch, count in, and sleep only if nothing moved meanwhile.
-            let seen = queue.segment.word(epoch_at)?.load(Ordering::SeqCst);
+            // As `block`: arm the epoch, count in, and sleep only if nothing moved meanwhile.
+            let seen = queue.segment.word(epoch_at)?.fetch_or(ARMED, Ordering::SeqCst) | ARMED;
             queue.segment.word(sleepers_at)?.fetch_add(1, Ordering::SeqCst);
             self.counted = true;
             if queue.still_blocked(self.channel, blocked) {

@@ -157,6 +157,48 @@ fn a_sleeping_consumer_is_woken_by_a_put_and_by_end() {
 }
 
 #[test]
+fn a_sleeper_arms_the_epoch_and_only_the_first_commit_after_it_wakes() {
+    const DATA_EPOCH_AT: usize = 200;
+    const DATA_SLEEPERS_AT: usize = 204;
+    let queue = Arc::new(queue(8, 16));
+    let _cleanup = Unlink(queue.name().to_owned());
+    let epoch = |queue: &SharedQueue| queue.segment().word(DATA_EPOCH_AT).unwrap().load(Ordering::SeqCst);
+    let sleepers = |queue: &SharedQueue| queue.segment().word(DATA_SLEEPERS_AT).unwrap().load(Ordering::SeqCst);
+    // A real sleeper: it arms the epoch (bit 0) before it sleeps.
+    queue.set_spin(Duration::ZERO);
+    let reader = {
+        let queue = Arc::clone(&queue);
+        thread::spawn(move || queue.get(None).map(|m| m.bytes))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleepers(&queue) == 0 {
+        assert!(Instant::now() < deadline, "the reader never slept");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let armed = epoch(&queue);
+    assert_eq!(armed & 1, 1, "a sleeper arms the epoch");
+    queue.put(1, b"wake", None).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), b"wake");
+    assert_eq!(
+        epoch(&queue),
+        (armed & !1) + 2,
+        "the wake bumps the epoch and disarms it"
+    );
+
+    // A sleepers count left non-zero (a sleeper woken but not yet running): with the epoch
+    // disarmed, commits leave it alone (no system call); armed again, the next commit wakes.
+    write32(queue.segment(), DATA_SLEEPERS_AT, 1);
+    let disarmed = epoch(&queue);
+    queue.put(1, b"a", None).unwrap();
+    queue.put(1, b"b", None).unwrap();
+    assert_eq!(epoch(&queue), disarmed, "no wake while nobody armed the epoch");
+    write32(queue.segment(), DATA_EPOCH_AT, disarmed | 1);
+    queue.put(1, b"c", None).unwrap();
+    assert_eq!(epoch(&queue), disarmed + 2);
+    write32(queue.segment(), DATA_SLEEPERS_AT, 0);
+}
+
+#[test]
 fn closing_the_segment_ends_a_blocked_get() {
     let queue = Arc::new(queue(4, 16));
     let _cleanup = Unlink(queue.name().to_owned());
@@ -296,7 +338,7 @@ fn write32(segment: &Segment, at: usize, value: u32) {
 fn hostile_headers_are_refused_at_open() {
     let cases: [(usize, u32, &str); 5] = [
         (0, 0x1234_5678, "magic"),
-        (4, 2, "version"),
+        (4, 1, "version"),
         (8, 3, "capacity"),
         (8, 1 << 30, "capacity"),
         (12, 4096, "slot size"),
