@@ -27,7 +27,24 @@ const TAIL_AT = 64
 const HEAD_AT = 128
 const FLAGS_AT = 192
 const LOST_AT = 196
+const DATA_EPOCH_AT = 200
 const DATA_SLEEPERS_AT = 204
+const SPACE_EPOCH_AT = 208
+
+/**
+ * Whether two queues' bytes are the same, but for the two epoch words: whether a call with a
+ * timeout got as far as sleeping (which arms its channel's epoch, and lets a later commit or
+ * free bump it) or ran out of time while it spun depends on how the machine schedules it, on
+ * either path. Wake-ups are checked by the specs below and the core's tests.
+ */
+function sameSegments(x: Buffer, y: Buffer): boolean {
+  const [a, b] = [Buffer.from(x), Buffer.from(y)]
+  for (const at of [DATA_EPOCH_AT, SPACE_EPOCH_AT]) {
+    a.writeUInt32LE(0, at)
+    b.writeUInt32LE(0, at)
+  }
+  return a.equals(b)
+}
 
 function scratch(t: ExecutionContext, options: Parameters<typeof SharedQueue.create>[0]): Queue {
   const queue = SharedQueue.create(options)
@@ -186,7 +203,7 @@ test('random sequences: JS and native put/get interleaved on one queue answer an
       t.deepEqual(a, b, where)
       const key = 'code' in a ? String(a.code) : `ok ${a.kind}`
       tally.set(key, (tally.get(key) ?? 0) + 1)
-      if (!bufs[0].equals(bufs[1])) {
+      if (!sameSegments(bufs[0], bufs[1])) {
         t.fail(`${where}: the segments differ`)
         return
       }

@@ -45,6 +45,9 @@
     const UINT8ARRAY = 2
     const BUFFER = 3
     const ENDED = 1
+    // A Uint8Array message up to this long is made on V8's heap (zeroed, then overwritten);
+    // a longer one in memory that is not zeroed first.
+    const SMALL_BYTES = 64
     const DEFAULT_SPIN_MS = 0.02
     // What a fast try answers when the slot it needs is still taken (full / empty / a lost race).
     const BUSY = Symbol('shmkit.busy')
@@ -258,10 +261,20 @@
         giveUp(queue, fast, pos, held)
         throw corrupt(`the message at position ${pos} claims ${len} bytes; the most is ${fast.max}`)
       }
+      // Bytes are copied straight into the value returned (a small Uint8Array on V8's heap, a
+      // Buffer from Node's pool, as fs and net hand out); a string into this thread's scratch;
+      // a serialized value into a buffer of its own, which deserialized typed arrays may keep
+      // referring to.
       let got
       if (tag === STRING) {
         if (scratch.length < len) scratch = Buffer.allocUnsafeSlow(Math.min(fast.max, Math.max(len, scratch.length * 2)))
         fast.bytes.copy(scratch, 0, at + 16, at + 16 + len)
+      } else if (tag === UINT8ARRAY) {
+        got = len <= SMALL_BYTES ? new Uint8Array(len) : new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len)
+        fast.bytes.copy(got, 0, at + 16, at + 16 + len)
+      } else if (tag === BUFFER) {
+        got = Buffer.allocUnsafe(len)
+        fast.bytes.copy(got, 0, at + 16, at + 16 + len)
       } else {
         got = Buffer.allocUnsafeSlow(len + 1)
         got[0] = tag
@@ -278,6 +291,7 @@
           throw corrupt('a string message is not valid UTF-8')
         }
       }
+      if (tag === UINT8ARRAY || tag === BUFFER) return got
       if (tag > BUFFER) throw corrupt(`unknown message tag ${tag}`)
       return decode(got)
     }
